@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -39,6 +40,13 @@ type Collector interface {
 	// pass back unchanged). Problems with single items (a vanished process,
 	// an unreadable file) are counted in env.Stats, not returned.
 	Collect(ctx context.Context, env *Env, params json.RawMessage) error
+}
+
+// BlobSink keeps large evidence outside records. PutBlob reads r to the end,
+// stores the bytes under their SHA-256 and returns the lower-case hex digest
+// and the size.
+type BlobSink interface {
+	PutBlob(r io.Reader) (sha256hex string, size int64, err error)
 }
 
 // Budget bounds what one collector run may consume on the host.
@@ -95,6 +103,10 @@ type Env struct {
 
 	// Stats counts what the run emitted and skipped.
 	Stats *Stats
+
+	// Blobs stores large evidence (memory dumps, fetched files) by content
+	// hash; nil when the run has nowhere to keep blobs.
+	Blobs BlobSink
 
 	budget  Budget
 	limiter *rate.Limiter
