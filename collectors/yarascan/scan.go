@@ -1,0 +1,100 @@
+package yarascan
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	yara "github.com/hillu/go-yara/v4"
+)
+
+// ScanFile scans the regular file at path. It checks with Lstat that path
+// is a regular file, opens it with O_NOFOLLOW|O_NONBLOCK so that a symlink
+// or FIFO swapped in after the check is refused rather than followed or
+// waited on, and confirms with Fstat that it opened the same file. Anything
+// else returns an error wrapping ErrNotRegular. vars sets the external
+// variables for this scan only; timeout 0 means none.
+func (r *Rules) ScanFile(path string, vars map[string]string,
+	timeout time.Duration) ([]Match, error) {
+	f, err := OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return r.ScanOpenFile(f, vars, timeout)
+}
+
+// ScanOpenFile scans the file f, which the caller opened (with
+// OpenRegular, ideally). libyara maps the file, so the whole content is
+// scanned in one piece regardless of size. f's offset is not used.
+func (r *Rules) ScanOpenFile(f *os.File, vars map[string]string,
+	timeout time.Duration) ([]Match, error) {
+	fd := f.Fd()
+	ms, err := r.scan(vars, timeout, func(s *yara.Scanner) error {
+		return s.ScanFileDescriptor(fd)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", f.Name(), err)
+	}
+	return ms, nil
+}
+
+// ScanBytes scans b as one object.
+func (r *Rules) ScanBytes(b []byte, vars map[string]string,
+	timeout time.Duration) ([]Match, error) {
+	return r.scan(vars, timeout, func(s *yara.Scanner) error {
+		return s.ScanMem(b)
+	})
+}
+
+// ScanProc scans the memory of process pid with libyara's own process
+// reader (which on Linux reads /proc/pid/maps and /proc/pid/mem, and needs
+// ptrace rights over the process). The process is stopped while scanned.
+func (r *Rules) ScanProc(pid int, vars map[string]string,
+	timeout time.Duration) ([]Match, error) {
+	ms, err := r.scan(vars, timeout, func(s *yara.Scanner) error {
+		return s.ScanProc(pid)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan process %d: %w", pid, err)
+	}
+	return ms, nil
+}
+
+// OpenRegular opens path for reading only if it is a regular file, without
+// following a symlink in its last element and without blocking on a FIFO.
+// A non-regular file yields an error wrapping ErrNotRegular; a file that
+// vanished yields one wrapping fs.ErrNotExist.
+func OpenRegular(path string) (*os.File, error) {
+	before, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !before.Mode().IsRegular() {
+		return nil, fmt.Errorf("open %s: %w (%s)", path, ErrNotRegular, before.Mode().Type())
+	}
+
+	flags := os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+	f, err := os.OpenFile(path, flags, 0)
+	if err != nil {
+		if pe, ok := err.(*fs.PathError); ok && pe.Err == syscall.ELOOP {
+			return nil, fmt.Errorf("open %s: %w (symlink)", path, ErrNotRegular)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+
+	// The name may have been swapped between Lstat and open; make sure the
+	// opened file is the regular file that was checked.
+	after, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat open %s: %w", path, err)
+	}
+	if !after.Mode().IsRegular() || !os.SameFile(before, after) {
+		f.Close()
+		return nil, fmt.Errorf("open %s: %w (changed while opening)", path, ErrNotRegular)
+	}
+	return f, nil
+}
