@@ -33,10 +33,10 @@ func benchIoCs(n int, mixed bool) []tasks.IoC {
 			c = tasks.IoC{Type: tasks.IoCSHA1, Value: hexOf(20)}
 		case k < 14:
 			c = tasks.IoC{Type: tasks.IoCIP, Value: fmt.Sprintf("%d.%d.%d.%d",
-				r.IntN(223)+1, r.IntN(256), r.IntN(256), r.IntN(256))}
+				r.IntN(100)+1, r.IntN(256), r.IntN(256), r.IntN(256))}
 		case k < 15:
 			c = tasks.IoC{Type: tasks.IoCCIDR, Value: fmt.Sprintf("%d.%d.0.0/%d",
-				r.IntN(223)+1, r.IntN(256), 16+r.IntN(3)*4)}
+				r.IntN(100)+1, r.IntN(256), 16+r.IntN(3)*4)}
 		case k < 16:
 			c = tasks.IoC{Type: tasks.IoCPort, Value: fmt.Sprintf("10.%d.%d.%d:%d",
 				r.IntN(256), r.IntN(256), r.IntN(256), 1024+r.IntN(60000))}

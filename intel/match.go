@@ -132,7 +132,7 @@ func (r *matchRun) finish() {
 		r.addrPort("remote_address:remote_port", r.remoteAddr, r.remotePort)
 		r.addrPort("dst_address:dst_port", r.dstAddr, r.dstPort)
 	}
-	if m.fileExact != nil || m.fileGlobs != nil {
+	if m.fileExact != nil || m.fileGlobs.n > 0 {
 		switch {
 		case r.name != "":
 			r.fileName("name", r.name)
@@ -252,7 +252,7 @@ func (r *matchRun) proc(k, s string) {
 // path checks a full path against path indicators.
 func (r *matchRun) path(k, s string) {
 	m := r.m
-	if s == "" || m.pathExact == nil && m.pathGlobs == nil {
+	if s == "" || m.pathExact == nil && m.pathGlobs.n == 0 {
 		return
 	}
 	s = strings.ToLower(s)
@@ -262,7 +262,7 @@ func (r *matchRun) path(k, s string) {
 	if id, ok := m.pathExact[s]; ok {
 		r.hit(id, k)
 	}
-	matchGlobs(m.pathGlobs, s, func(id int32) { r.hit(id, k) })
+	m.pathGlobs.match(s, func(id int32) { r.hit(id, k) })
 }
 
 // fileName checks a base name against file name indicators.
@@ -275,7 +275,7 @@ func (r *matchRun) fileName(k, s string) {
 	if id, ok := m.fileExact[s]; ok {
 		r.hit(id, k)
 	}
-	matchGlobs(m.fileGlobs, s, func(id int32) { r.hit(id, k) })
+	m.fileGlobs.match(s, func(id int32) { r.hit(id, k) })
 }
 
 // cmdline runs the substring automaton and the expressions over s.
@@ -284,12 +284,24 @@ func (r *matchRun) cmdline(k, s string) {
 	if s == "" {
 		return
 	}
+	// One pass finds substrings and the literals that expressions need;
+	// only expressions whose literal was seen are run.
+	var cand []int32
 	if m.ac != nil {
-		m.ac.scan(s, func(p int32) { r.hit(m.acIoC[p], k) })
+		m.ac.scan(s, func(p int32) {
+			if id := m.acIoC[p]; id >= 0 {
+				r.hit(id, k)
+			} else if x := -id - 1; !slices.Contains(cand, x) {
+				cand = append(cand, x)
+			}
+		})
 	}
-	for _, x := range m.regexes {
-		if x.re.MatchString(s) {
-			r.hit(x.id, k)
+	for _, x := range m.always {
+		cand = append(cand, x)
+	}
+	for _, x := range cand {
+		if e := m.regexes[x]; e.re.MatchString(s) {
+			r.hit(e.id, k)
 		}
 	}
 }
@@ -359,7 +371,7 @@ func wordSep(c rune) bool {
 // text. It does nothing when the set has none of those indicator types.
 func (r *matchRun) words(k, s string, files bool) {
 	m := r.m
-	wantFile := files && (m.fileExact != nil || m.fileGlobs != nil)
+	wantFile := files && (m.fileExact != nil || m.fileGlobs.n > 0)
 	if s == "" || m.domains == nil && m.urls == nil && !wantFile {
 		return
 	}

@@ -80,15 +80,19 @@ type Matcher struct {
 	urls    map[string]int32
 
 	fileExact map[string]int32
-	fileGlobs []glob
+	fileGlobs globIndex
 	pathExact map[string]int32
-	pathGlobs []glob
+	pathGlobs globIndex
 
 	procs map[string]int32
 
+	// The automaton finds cmdline substrings and the required literals of
+	// expressions. acIoC maps a pattern to its indicator, or for a
+	// literal to -(index into regexes)-1.
 	ac      *acMatcher
-	acIoC   []int32 // automaton pattern id -> indicator
+	acIoC   []int32
 	regexes []regex
+	always  []int32 // expressions without a usable literal, run always
 
 	yaraRules   map[string]int32
 	yaraSources []tasks.IoC
@@ -193,13 +197,13 @@ func (m *Matcher) add(id int32, ioc tasks.IoC, lim Limits, acPatterns *[]string)
 		setIn(&m.urls, v, id)
 	case tasks.IoCFileName:
 		if isGlob(v) {
-			m.fileGlobs = append(m.fileGlobs, glob{v, id})
+			m.fileGlobs.add(glob{v, id})
 		} else {
 			setIn(&m.fileExact, v, id)
 		}
 	case tasks.IoCPath:
 		if isGlob(v) {
-			m.pathGlobs = append(m.pathGlobs, glob{v, id})
+			m.pathGlobs.add(glob{v, id})
 		} else {
 			setIn(&m.pathExact, v, id)
 		}
@@ -209,14 +213,22 @@ func (m *Matcher) add(id int32, ioc tasks.IoC, lim Limits, acPatterns *[]string)
 		*acPatterns = append(*acPatterns, v)
 		m.acIoC = append(m.acIoC, id)
 	case tasks.IoCCmdlineRE:
-		if _, err := compileRegex(v, lim); err != nil {
+		tree, err := compileRegex(v, lim)
+		if err != nil {
 			return err
 		}
 		re, err := regexp.Compile(v)
 		if err != nil {
 			return invalid(ioc.Type, "%v", err)
 		}
+		x := int32(len(m.regexes))
 		m.regexes = append(m.regexes, regex{re, id})
+		if lit := requiredLiteral(tree.Simplify()); len(lit) >= minLiteral {
+			*acPatterns = append(*acPatterns, asciiLower(lit))
+			m.acIoC = append(m.acIoC, -x-1)
+		} else {
+			m.always = append(m.always, x)
+		}
 	case tasks.IoCYARA:
 		for _, name := range yaraRuleNames(v) {
 			setIn(&m.yaraRules, name, id)
