@@ -1,0 +1,206 @@
+package files
+
+import (
+	"cmp"
+	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/huntmesh/huntmesh/collectors"
+	"github.com/huntmesh/huntmesh/collectors/yarascan"
+)
+
+// wholeReadMax is the largest file read into memory in one piece and
+// scanned from that buffer. Larger files are streamed through the hashes
+// and then scanned by libyara from the file descriptor (it maps the file,
+// so the scan sees the whole content without seams either way).
+const wholeReadMax = 1 << 20
+
+// chunkSize is the read size for streamed files, and the grain at which
+// the read budget is charged.
+const chunkSize = 256 << 10
+
+// errGrew reports a file that grew past max_size while being read.
+var errGrew = errors.New("file grew past max_size")
+
+// bufPool holds whole-file buffers of wholeReadMax+1 bytes.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, wholeReadMax+1)
+	return &b
+}}
+
+// hasher computes the requested digests in one pass.
+type hasher struct {
+	md5, sha1, sha256 hash.Hash
+	w                 io.Writer
+}
+
+func newHasher(want hashSet) *hasher {
+	h := &hasher{}
+	var ws []io.Writer
+	if want.md5 {
+		h.md5 = md5.New()
+		ws = append(ws, h.md5)
+	}
+	if want.sha1 {
+		h.sha1 = sha1.New()
+		ws = append(ws, h.sha1)
+	}
+	if want.sha256 {
+		h.sha256 = sha256.New()
+		ws = append(ws, h.sha256)
+	}
+	h.w = io.MultiWriter(ws...)
+	return h
+}
+
+// fill stores the finished digests in d.
+func (h *hasher) fill(d *digest) {
+	sum := func(x hash.Hash) string {
+		if x == nil {
+			return ""
+		}
+		return hex.EncodeToString(x.Sum(nil))
+	}
+	d.md5, d.sha1, d.sha256 = sum(h.md5), sum(h.sha1), sum(h.sha256)
+}
+
+// ruleSet is one compiled rule set the run scans with.
+type ruleSet struct {
+	rules *yarascan.Rules
+	hash  string
+}
+
+// scanTimeout bounds one YARA scan of one file.
+const scanTimeout = time.Minute
+
+// digestFile reads f once, computing the wanted hashes and the file type,
+// and scans it with each rule set. size is the size at open; maxSize bounds
+// what is read if the file grows meanwhile. A YARA failure (a timeout,
+// say) does not lose the hashes: it is returned as yaraErr beside d.
+func digestFile(ctx context.Context, env *collectors.Env, f *os.File, hostPath string,
+	size, maxSize int64, want hashSet, sets []ruleSet) (d *digest, yaraErr, err error) {
+	if size <= wholeReadMax {
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		n, err := readWhole(ctx, env, f, *bp, size)
+		switch {
+		case err == nil:
+			return digestBytes((*bp)[:n], hostPath, want, sets)
+		case !errors.Is(err, errGrew):
+			return nil, nil, err
+		}
+		// The file grew past the in-memory threshold: stream it instead.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, nil, fmt.Errorf("seek: %w", err)
+		}
+	}
+
+	// Stream larger files through the hashes, keeping the head for the
+	// file type, then let libyara scan the descriptor.
+	h := newHasher(want)
+	head, err := stream(ctx, env, f, h.w, maxSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	d = &digest{fileType: fileType(head)}
+	h.fill(d)
+	yaraErr = scanAll(d, sets, hostPath, func(r *yarascan.Rules,
+		vars map[string]string) ([]yarascan.Match, error) {
+		return r.ScanOpenFile(f, vars, scanTimeout)
+	})
+	return d, yaraErr, nil
+}
+
+// digestBytes hashes, types and scans a file held in memory.
+func digestBytes(data []byte, hostPath string, want hashSet,
+	sets []ruleSet) (*digest, error, error) {
+	h := newHasher(want)
+	_, _ = h.w.Write(data)
+	d := &digest{fileType: fileType(data[:min(len(data), sniffLen)])}
+	h.fill(d)
+	yaraErr := scanAll(d, sets, hostPath, func(r *yarascan.Rules,
+		vars map[string]string) ([]yarascan.Match, error) {
+		return r.ScanBytes(data, vars, scanTimeout)
+	})
+	return d, yaraErr, nil
+}
+
+// readWhole reads a small file into buf after charging the budget. buf
+// has room for one byte more than wholeReadMax, so growth past the
+// threshold is seen and the file re-read by the caller as streamed.
+func readWhole(ctx context.Context, env *collectors.Env, f *os.File,
+	buf []byte, size int64) (int, error) {
+	if err := env.WaitRead(ctx, int(size)); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return n, nil
+	case err != nil:
+		return 0, fmt.Errorf("read: %w", err)
+	}
+	return 0, errGrew
+}
+
+// stream copies f into w in chunks, honouring the budget and ctx, and
+// returns the first sniffLen bytes.
+func stream(ctx context.Context, env *collectors.Env, f *os.File, w io.Writer,
+	maxSize int64) ([]byte, error) {
+	buf := make([]byte, chunkSize)
+	var head []byte
+	var total int64
+	for {
+		if err := env.WaitRead(ctx, chunkSize); err != nil {
+			return nil, err
+		}
+		n, err := f.Read(buf)
+		if n > 0 {
+			if head == nil {
+				head = append([]byte(nil), buf[:min(n, sniffLen)]...)
+			}
+			total += int64(n)
+			if total > maxSize {
+				return nil, errGrew
+			}
+			_, _ = w.Write(buf[:n])
+		}
+		if errors.Is(err, io.EOF) {
+			return head, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+	}
+}
+
+// scanAll runs scan with every rule set and stores the matching rule names
+// under each set's hash.
+func scanAll(d *digest, sets []ruleSet, hostPath string,
+	scan func(*yarascan.Rules, map[string]string) ([]yarascan.Match, error)) error {
+	if len(sets) == 0 {
+		return nil
+	}
+	vars := yaraVars(hostPath, d.fileType)
+	d.yara = make(map[string][]string, len(sets))
+	var firstErr error
+	for _, s := range sets {
+		ms, err := scan(s.rules, vars)
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		d.yara[s.hash] = yarascan.Names(ms)
+	}
+	return firstErr
+}

@@ -1,0 +1,291 @@
+package files
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/huntmesh/huntmesh/collectors"
+	"github.com/huntmesh/huntmesh/collectors/yarascan"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// Files is the "files" collector: it walks roots, filters by name, size
+// and time, hashes each file in a single read, types it by magic bytes and
+// scans it with YARA. Create one with NewFiles; it is safe for concurrent
+// runs, which share its cache.
+type Files struct {
+	cache *HashCache
+	rules *yarascan.Rules // injected by the node; may be nil
+	reads *atomic.Int64   // files opened for reading, across runs
+
+	// beforeRead, when set (tests only), runs after the walk queued a file
+	// and before it is opened.
+	beforeRead func(hostPath string)
+}
+
+// NewFiles returns the files collector using cache (nil: no caching).
+func NewFiles(cache *HashCache) *Files {
+	return &Files{cache: cache, reads: new(atomic.Int64)}
+}
+
+// WithRules returns a copy of f that also scans with rules, compiled by the
+// caller (the node's intel YARA set, say), beside any rules the hunt
+// carries. The copy shares f's cache. The caller keeps ownership of rules
+// and must not Destroy them while a run is in progress.
+func (f *Files) WithRules(rules *yarascan.Rules) *Files {
+	c := *f
+	c.rules = rules
+	return &c
+}
+
+// FilesRead is how many files this collector (and its copies) opened to
+// read, across runs; cache hits are not counted.
+func (f *Files) FilesRead() int64 { return f.reads.Load() }
+
+// Name implements collectors.Collector.
+func (f *Files) Name() string { return "files" }
+
+// Validate implements collectors.Collector. It compiles the hunt's rules
+// to check them, so a bad rule is refused before the task runs.
+func (f *Files) Validate(params json.RawMessage) error {
+	p, err := parseFilesParams(params)
+	if err != nil {
+		return err
+	}
+	if len(p.Yara) > 0 {
+		r, err := yarascan.Compile(p.Yara)
+		if err != nil {
+			return fmt.Errorf("files params: %w", err)
+		}
+		r.Destroy()
+	}
+	return nil
+}
+
+// Collect implements collectors.Collector. One goroutine walks and
+// params.workers goroutines read; all stop when ctx ends or Emit fails.
+func (f *Files) Collect(ctx context.Context, env *collectors.Env, params json.RawMessage) error {
+	p, err := parseFilesParams(params)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+
+	// Rules given with the hunt are compiled once for the whole run.
+	var sets []ruleSet
+	if f.rules != nil {
+		sets = append(sets, ruleSet{rules: f.rules, hash: f.rules.Hash()})
+	}
+	if len(p.Yara) > 0 {
+		r, err := yarascan.Compile(p.Yara)
+		if err != nil {
+			return fmt.Errorf("files: %w", err)
+		}
+		defer r.Destroy()
+		sets = append(sets, ruleSet{rules: r, hash: r.Hash()})
+	}
+
+	run := &filesRun{f: f, env: env, p: p, sets: sets, acc: readAccounts(env.Root)}
+	err = run.run(ctx)
+	env.Logger.Debug("files run done", "dur", time.Since(start), "err", err,
+		"read", run.read.Load(), "cached", run.cached.Load())
+	return err
+}
+
+// filesRun is the state of one Collect call.
+type filesRun struct {
+	f    *Files
+	env  *collectors.Env
+	p    *filesParams
+	sets []ruleSet
+	acc  *accounts
+
+	read, cached atomic.Int64
+
+	emitMu sync.Mutex // serialises env.Emit, whose sink may not be concurrent
+}
+
+// run wires the walker to the workers and returns the first error.
+func (r *filesRun) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	items := make(chan item, 4*r.p.Workers)
+	var wg sync.WaitGroup
+	for range r.p.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range items {
+				if err := r.handle(ctx, it); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+
+	w := &walker{env: r.env, p: r.p, out: items}
+	walkErr := w.walk(ctx)
+	close(items)
+
+	// Drain what workers left after a cancel so the walker never blocks.
+	wg.Wait()
+	for range items {
+	}
+
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if walkErr != nil {
+		return fmt.Errorf("walk: %w", walkErr)
+	}
+	return ctx.Err()
+}
+
+// handle turns one walked item into a record.
+func (r *filesRun) handle(ctx context.Context, it item) error {
+	fields := statFields(it.info, r.acc)
+	setPath(fields, it.hostPath)
+
+	if it.info.Mode()&os.ModeSymlink != 0 {
+		fields["file_type"] = "symlink"
+		if target, err := os.Readlink(it.fsPath); err == nil {
+			fields["link_target"] = target
+		}
+		return r.emit(it, fields)
+	}
+
+	d, err := r.digest(ctx, it, fields)
+	if err != nil {
+		if ctx.Err() != nil {
+			r.env.Stats.Skip("budget", it.hostPath)
+			return ctx.Err()
+		}
+		return nil // counted by digest
+	}
+	for k, v := range map[string]string{"md5": d.md5, "sha1": d.sha1,
+		"sha256": d.sha256, "file_type": d.fileType} {
+		if v != "" {
+			fields[k] = v
+		}
+	}
+	if len(r.sets) > 0 {
+		fields["yara"] = r.matches(d)
+	}
+	return r.emit(it, fields)
+}
+
+// digest returns the file's digest from the cache or by reading it. On a
+// read problem it counts the skip and returns an error. It refreshes the
+// metadata in fields from the opened file.
+func (r *filesRun) digest(ctx context.Context, it item, fields map[string]any) (*digest, error) {
+	key, keyed := keyOf(it.info)
+	if keyed {
+		if d := r.f.cache.get(key); d.covers(r.p.hashes, r.sets) {
+			r.f.cache.hits.Add(1)
+			r.cached.Add(1)
+			return d, nil
+		}
+	}
+
+	if r.f.beforeRead != nil {
+		r.f.beforeRead(it.hostPath)
+	}
+	fh, err := yarascan.OpenRegular(it.fsPath)
+	if err != nil {
+		r.env.Stats.Skip(openReason(err), it.hostPath)
+		return nil, err
+	}
+	defer fh.Close()
+	r.f.reads.Add(1)
+	r.read.Add(1)
+	if r.f.cache != nil {
+		r.f.cache.misses.Add(1)
+	}
+
+	// Trust the opened file's metadata over the walk's.
+	fi, err := fh.Stat()
+	if err != nil {
+		r.env.Stats.Skip(reasonOf(err), it.hostPath)
+		return nil, err
+	}
+	for k, v := range statFields(fi, r.acc) {
+		fields[k] = v
+	}
+	if fi.Size() > r.p.MaxSize {
+		r.env.Stats.Skip("size", it.hostPath)
+		return nil, errGrew
+	}
+
+	d, yaraErr, err := digestFile(ctx, r.env, fh, it.hostPath, fi.Size(), r.p.MaxSize,
+		r.p.hashes, r.sets)
+	switch {
+	case errors.Is(err, errGrew):
+		r.env.Stats.Skip("size", it.hostPath)
+		return nil, err
+	case err != nil:
+		if ctx.Err() == nil {
+			r.env.Stats.Skip(reasonOf(err), it.hostPath)
+		}
+		return nil, err
+	}
+	if yaraErr != nil {
+		// The record still goes out with its hashes; the skip says the
+		// YARA verdict for it is missing.
+		r.env.Stats.Skip("yara", it.hostPath)
+		fields["yara_error"] = yaraErr.Error()
+	}
+	if key, ok := keyOf(fi); ok {
+		r.f.cache.put(key, d)
+	}
+	return d, nil
+}
+
+// matches unions the rule names over the run's rule sets.
+func (r *filesRun) matches(d *digest) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, s := range r.sets {
+		for _, name := range d.yara[s.hash] {
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// emit sends one file record.
+func (r *filesRun) emit(it item, fields map[string]any) error {
+	source := "live"
+	if r.env.Root != "/" {
+		source = r.env.Root
+	}
+	rec := tasks.Record{
+		Kind:   tasks.KindFile,
+		Time:   it.info.ModTime().UTC(),
+		Source: source,
+		Fields: fields,
+	}
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	return r.env.Emit(rec)
+}
+
+// openReason maps an OpenRegular error to a skip reason.
+func openReason(err error) string {
+	if errors.Is(err, yarascan.ErrNotRegular) {
+		return "type"
+	}
+	return reasonOf(err)
+}

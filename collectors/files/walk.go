@@ -1,0 +1,211 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+
+	"github.com/huntmesh/huntmesh/collectors"
+)
+
+// dirBatch is how many directory entries are read at a time, bounding
+// memory on huge directories.
+const dirBatch = 1024
+
+// item is one file system object the walker hands to the workers.
+type item struct {
+	hostPath string
+	fsPath   string
+	info     fs.FileInfo // from Lstat
+}
+
+// dirID identifies a directory for loop detection.
+type dirID struct{ dev, ino uint64 }
+
+// walker enumerates the objects under the roots of one run.
+type walker struct {
+	env *collectors.Env
+	p   *filesParams
+	out chan<- item
+}
+
+// walk visits every root in turn; it returns ctx's error when cancelled.
+func (w *walker) walk(ctx context.Context) error {
+	visited := map[dirID]bool{}
+	for _, root := range w.p.Roots {
+		if err := w.walkRoot(ctx, path.Clean(root), visited); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkRoot walks one root depth-first with an explicit stack, so depth is
+// not bounded by the goroutine stack.
+func (w *walker) walkRoot(ctx context.Context, root string, visited map[dirID]bool) error {
+	if isExcluded(w.env.Exclude, root) {
+		w.env.Stats.Skip("excluded", root)
+		return nil
+	}
+	fi, err := os.Lstat(hostToFS(w.env.Root, root))
+	if err != nil {
+		w.skipErr(err, root)
+		return nil
+	}
+	if !fi.IsDir() {
+		return w.offer(ctx, root, fi)
+	}
+	rootDev := devOf(fi)
+
+	stack := []string{root}
+	for len(stack) > 0 {
+		dir := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		subdirs, err := w.readDir(ctx, dir, rootDev, visited)
+		if err != nil {
+			return err
+		}
+		// Push in reverse so that the first-listed subdirectory is next.
+		for i := len(subdirs) - 1; i >= 0; i-- {
+			stack = append(stack, subdirs[i])
+		}
+	}
+	return nil
+}
+
+// readDir lists one directory, offers its files and returns the
+// subdirectories to enter.
+func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
+	visited map[dirID]bool) ([]string, error) {
+	fsDir := hostToFS(w.env.Root, dir)
+
+	// Open without following a symlink swapped in for the directory, and
+	// check that it is the directory we meant to enter.
+	f, err := os.OpenFile(fsDir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|
+		syscall.O_CLOEXEC, 0)
+	if err != nil {
+		w.skipErr(err, dir)
+		return nil, nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		w.skipErr(err, dir)
+		return nil, nil
+	}
+	id := dirID{devOf(fi), inoOf(fi)}
+	if visited[id] {
+		w.env.Stats.Skip("loop", dir)
+		return nil, nil
+	}
+	visited[id] = true
+	if w.p.oneFS() && id.dev != rootDev {
+		w.env.Stats.Skip("filesystem", dir)
+		return nil, nil
+	}
+
+	var subdirs []string
+	for {
+		ents, err := f.ReadDir(dirBatch)
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			child := path.Join(dir, e.Name())
+			if isExcluded(w.env.Exclude, child) || matchAny(w.p.Exclude, child) {
+				w.env.Stats.Skip("excluded", child)
+				continue
+			}
+			if e.IsDir() {
+				subdirs = append(subdirs, child)
+				continue
+			}
+			info, err := e.Info() // Lstat
+			if err != nil {
+				w.skipErr(err, child)
+				continue
+			}
+			if err := w.offer(ctx, child, info); err != nil {
+				return nil, err
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(ents) == 0) {
+			break
+		}
+		if err != nil {
+			w.skipErr(err, dir)
+			break
+		}
+	}
+	return subdirs, nil
+}
+
+// offer applies the hunt's filters to a non-directory and queues what
+// passes. Filters the hunt asked for (include, size floor, time window)
+// drop silently; limits that hide evidence (max_size, file type) count.
+func (w *walker) offer(ctx context.Context, hostPath string, fi fs.FileInfo) error {
+	mode := fi.Mode()
+	switch {
+	case fi.IsDir():
+		return nil
+	case len(w.p.Include) > 0 && !matchAny(w.p.Include, hostPath):
+		return nil
+	case mode&fs.ModeSymlink != 0:
+		// Recorded with its target, never followed.
+	case !mode.IsRegular():
+		w.env.Stats.Skip("type", hostPath)
+		return nil
+	case fi.Size() < w.p.MinSize:
+		return nil
+	case fi.Size() > w.p.MaxSize:
+		w.env.Stats.Skip("size", hostPath)
+		return nil
+	}
+	if mt := fi.ModTime(); (!w.p.after.IsZero() && mt.Before(w.p.after)) ||
+		(!w.p.before.IsZero() && mt.After(w.p.before)) {
+		return nil
+	}
+
+	select {
+	case w.out <- item{hostPath: hostPath, fsPath: hostToFS(w.env.Root, hostPath), info: fi}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// skipErr counts a failed stat, open or read under its reason.
+func (w *walker) skipErr(err error, hostPath string) {
+	w.env.Stats.Skip(reasonOf(err), hostPath)
+}
+
+// reasonOf maps a file error to a skip reason.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "vanished"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission"
+	case errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENOTDIR):
+		return "type"
+	}
+	return "error"
+}
+
+func devOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)
+	}
+	return 0
+}
+
+func inoOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
