@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/huntmesh/huntmesh/node"
+)
+
+func newNodeCmd(g *globals) *cobra.Command {
+	var (
+		listen, peers, labels []string
+		trust, host, root     string
+		pskFile               string
+		replayProcs           string
+		replayConns           string
+		mdns                  bool
+		readBPS               int64
+		maxRecords            int
+		wallTime              time.Duration
+		nice                  int
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run the huntmesh daemon on this host",
+		Long: `Run a node: join the mesh, obey hunts signed by trusted analyst keys, triage this
+host within the resource budget, keep the evidence, and serve the local control socket.
+Stops cleanly on SIGINT or SIGTERM.`,
+		Example: `  huntmesh node --data-dir /var/lib/huntmesh --trust /etc/huntmesh/trust \
+    --label role=web --label site=dc1 --peer /ip4/10.0.0.5/tcp/4701/p2p/12D3KooW...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg := node.DefaultConfig(g.dataDir)
+			if cmd.Flags().Changed("listen") {
+				cfg.Listen = listen
+			}
+			cfg.Peers = peers
+			cfg.MDNS = mdns
+			cfg.TrustFile = trust
+			cfg.Host = host
+			cfg.Root = root
+			cfg.Logger = log
+			cfg.ReplayProcesses = replayProcs
+			cfg.ReplayConnections = replayConns
+			if cfg.Labels, err = parseLabels(labels); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("read-bps") {
+				cfg.Budget.ReadBytesPerSec = readBPS
+			}
+			if cmd.Flags().Changed("max-records") {
+				cfg.Budget.MaxRecords = maxRecords
+			}
+			if cmd.Flags().Changed("wall-time") {
+				cfg.Budget.WallTime = wallTime
+			}
+			cfg.Budget.Nice = nice
+			if pskFile != "" {
+				if cfg.PSK, err = readPSK(pskFile); err != nil {
+					return err
+				}
+			}
+			return runNode(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&listen, "listen", nil,
+		"multiaddr to listen on (repeatable; default TCP and QUIC on port 4701, all interfaces)")
+	f.StringArrayVar(&peers, "peer", nil, "static peer multiaddr ending in /p2p/ID (repeatable)")
+	f.StringArrayVar(&labels, "label", nil, "node label key=value for selectors (repeatable)")
+	f.StringVar(&trust, "trust", "", "trust file naming the analyst keys this node obeys")
+	f.StringVar(&host, "host", "", "host name to report (default: the system's)")
+	f.StringVar(&root, "root", "/", "file system root the collectors read under")
+	f.StringVar(&pskFile, "psk-file", "", "file with a 64-hex-digit pre-shared key closing the mesh")
+	f.StringVar(&replayProcs, "replay-processes", "",
+		"answer from this saved process table (JSON) instead of the live host")
+	f.StringVar(&replayConns, "replay-connections", "",
+		"answer from this saved socket table (JSON) instead of the live host")
+	f.BoolVar(&mdns, "mdns", true, "discover peers on the LAN with mDNS")
+	f.Int64Var(&readBPS, "read-bps", 0, "ceiling on bytes/s a collector may read (default 64 MiB/s)")
+	f.IntVar(&maxRecords, "max-records", 0, "ceiling on records per collector run")
+	f.DurationVar(&wallTime, "wall-time", 0, "ceiling on one collector run's duration")
+	f.IntVar(&nice, "nice", 10, "CPU niceness (0-19) and best-effort I/O priority of the node")
+	return cmd
+}
+
+func runNode(parent context.Context, cfg node.Config) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := node.LowerPriority(cfg.Budget.Nice); err != nil {
+		cfg.Logger.Warn("could not lower the node's priority", "err", err)
+	}
+	n, err := node.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	err = n.ServeControl(ctx)
+	cfg.Logger.Info("shutting down", "reason", context.Cause(ctx))
+	return err
+}
+
+func parseLabels(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, l := range list {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" || v == "" || strings.ContainsAny(l, " ,()") {
+			return nil, fmt.Errorf("--label %q: want key=value without spaces, commas or parentheses", l)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func readPSK(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read psk file: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("psk file %s: want 64 hex digits (32 bytes)", path)
+	}
+	return key, nil
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/huntmesh/huntmesh/node"
+)
+
+func newResultsCmd(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "results TASK-ID",
+		Short: "Show the stored answers to a task",
+		Long: `Show the answers the local node holds for a task: those it received as the
+issuer, and its own answer as a participant. They survive restarts.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := newPrinter(output, os.Stdout)
+			if err != nil {
+				return err
+			}
+			client, err := node.Dial(g.dataDir)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmdContext(cmd), time.Minute)
+			defer cancel()
+			err = client.Call(ctx, node.Request{Op: "results", TaskID: args[0]},
+				func(r node.Response) error {
+					if r.Result != nil {
+						out.result(r.Result)
+					}
+					if r.Completeness != nil {
+						out.completeness(r.Completeness)
+					}
+					return nil
+				})
+			out.flush()
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, ndjson or csv")
+	return cmd
+}
+
+func newPeersCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List the peers the local node knows",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := node.Dial(g.dataDir)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmdContext(cmd), 10*time.Second)
+			defer cancel()
+			peers, err := client.Peers(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "HOST\tSTATE\tLAST SEEN\tLABELS\tPEER ID")
+			for _, p := range peers {
+				state := "silent"
+				switch {
+				case p.Live:
+					state = "live"
+				case p.Connected:
+					state = "connecting"
+				}
+				seen := "never"
+				if !p.LastSeen.IsZero() {
+					seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", orDash(p.Host), state, seen,
+					labelText(p.Labels), p.ID)
+			}
+			return tw.Flush()
+		},
+	}
+	return cmd
+}
+
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func labelText(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/huntmesh/huntmesh/node"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var addrOnly bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Describe the local node: identity, addresses, peers and counters",
+		Long: `Describe the node on this data directory. With --addr, print only its TCP
+multiaddr, ready to give other nodes as --peer.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := node.Dial(g.dataDir)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmdContext(cmd), 10*time.Second)
+			defer cancel()
+			info, err := client.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if addrOnly {
+				for _, a := range info.Addrs {
+					if strings.Contains(a, "/tcp/") {
+						fmt.Println(a)
+						return nil
+					}
+				}
+				return fmt.Errorf("node has no TCP address")
+			}
+			w := os.Stdout
+			fmt.Fprintf(w, "node      %s\nhost      %s\nversion   %s\nlabels    %s\nlive peers %d\n",
+				info.ID, info.Host, info.Version, labelText(info.Labels), info.LivePeers)
+			for _, a := range info.Addrs {
+				fmt.Fprintf(w, "addr      %s\n", a)
+			}
+			keys := make([]string, 0, len(info.Counters))
+			for k := range info.Counters {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(w, "counter   %s = %d\n", k, info.Counters[k])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&addrOnly, "addr", false, "print only the node's TCP multiaddr")
+	return cmd
+}

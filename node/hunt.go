@@ -1,0 +1,197 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/huntmesh/huntmesh/collectors"
+	"github.com/huntmesh/huntmesh/intel"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// storeBatch is how many records are written to the store at a time:
+// large enough to amortise a sync, small enough to bound memory.
+const storeBatch = 512
+
+// rowsPerPart bounds the rows in one result message so that a part stays
+// far below the results protocol's size cap.
+const rowsPerPart = 500
+
+// runHunt runs a hunt's collectors under the node's budget, matches every
+// record as it is collected, stores records and detections, and returns
+// the result parts to send.
+func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*tasks.Result {
+	res := n.newResult(h.ID, tasks.StatusFinished, "")
+
+	matcher, err := intel.Compile(h.IoCs, intel.CompileOptions{Now: time.Now()})
+	if err != nil {
+		log.Warn("hunt refused", "reason", "iocs", "err", err)
+		res.Status, res.Reason = tasks.StatusFailed, "compile iocs: "+summarizeErr(err)
+		return []*tasks.Result{res}
+	}
+	if err := n.validateCollectors(h); err != nil {
+		log.Warn("hunt refused", "reason", "collectors", "err", err)
+		res.Status, res.Reason = tasks.StatusFailed, summarizeErr(err)
+		return []*tasks.Result{res}
+	}
+
+	maxRows := n.cfg.MaxRows
+	if h.MaxRows > 0 && h.MaxRows < maxRows {
+		maxRows = h.MaxRows
+	}
+	budget := n.cfg.Budget.Tighter(collectors.Budget(h.Budget))
+	root := n.cfg.Root
+	if h.Root != "" {
+		root = h.Root
+	}
+
+	var (
+		batch   []tasks.Record
+		records []tasks.Record
+		dets    []tasks.Detection
+	)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := n.store.PutRecords(h.ID, batch); err != nil {
+			log.Error("store records", "err", err)
+			res.Status, res.Reason = tasks.StatusFailed, "store records: "+summarizeErr(err)
+		}
+		batch = batch[:0]
+	}
+
+	for _, spec := range h.Collectors {
+		c, _ := n.reg.Get(spec.Name)
+		env := collectors.NewEnv(spec.Name, root, n.cfg.Host, budget, log, func(rec tasks.Record) error {
+			res.TotalRecords++
+			batch = append(batch, rec)
+			for _, d := range matcher.Match(&rec) {
+				d.TaskID = h.ID
+				res.TotalDetections++
+				if len(dets) < maxRows {
+					dets = append(dets, d)
+				}
+			}
+			if h.ReturnRecords && len(records) < maxRows {
+				records = append(records, rec)
+			}
+			if len(batch) >= storeBatch {
+				flush()
+			}
+			return nil
+		})
+		env.Exclude = n.excludePaths()
+		env.Blobs = n.store
+
+		start := time.Now()
+		err := collectors.Run(ctx, c, env, n.nodeParams(spec))
+		flush()
+		sum := env.Stats.Summary()
+		cs := tasks.CollectorSummary{
+			Name: spec.Name, Emitted: sum.Emitted, Skipped: sum.Skipped, Samples: sum.Samples,
+			CutBy: sum.CutBy, Elapsed: time.Since(start),
+		}
+		if err != nil {
+			cs.Error = summarizeErr(err)
+			log.Warn("collector failed", "collector", spec.Name, "err", err)
+		}
+		res.Collectors = append(res.Collectors, cs)
+		if ctx.Err() != nil {
+			res.Status, res.Reason = tasks.StatusFailed, "stopped: "+ctx.Err().Error()
+			break
+		}
+	}
+
+	if err := n.store.PutDetections(h.ID, dets); err != nil {
+		log.Error("store detections", "err", err)
+		res.Status, res.Reason = tasks.StatusFailed, "store detections: "+summarizeErr(err)
+	}
+	log.Info("hunt collected", "records", res.TotalRecords, "detections", res.TotalDetections)
+	return splitResult(res, records, dets)
+}
+
+// validateCollectors refuses a hunt naming an unknown collector or giving
+// one bad parameters, before anything runs.
+func (n *Node) validateCollectors(h *tasks.Hunt) error {
+	if len(h.Collectors) == 0 {
+		return errorf("hunt names no collectors")
+	}
+	for _, spec := range h.Collectors {
+		c, ok := n.reg.Get(spec.Name)
+		if !ok {
+			return errorf("unknown collector %q (known: %v)", spec.Name, n.reg.Names())
+		}
+		if err := c.Validate(spec.Params); err != nil {
+			return errorf("collector %s: %v", spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// splitResult spreads rows over parts of at most rowsPerPart rows. The
+// summary travels in the last part, which is Final.
+func splitResult(res *tasks.Result, records []tasks.Record, dets []tasks.Detection) []*tasks.Result {
+	var parts []*tasks.Result
+	for len(dets) > 0 || len(records) > 0 {
+		p := &tasks.Result{TaskID: res.TaskID, Node: res.Node, Host: res.Host,
+			Labels: res.Labels, Status: tasks.StatusRunning}
+		k := min(len(dets), rowsPerPart)
+		p.Detections, dets = dets[:k], dets[k:]
+		k = min(len(records), rowsPerPart-len(p.Detections))
+		p.Records, records = records[:k], records[k:]
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return []*tasks.Result{res}
+	}
+	last := parts[len(parts)-1]
+	last.Status, last.Reason = res.Status, res.Reason
+	last.Collectors = res.Collectors
+	last.TotalRecords, last.TotalDetections = res.TotalRecords, res.TotalDetections
+	for _, p := range parts {
+		p.TotalRecords, p.TotalDetections = res.TotalRecords, res.TotalDetections
+	}
+	return parts
+}
+
+// nodeParams adds what the node knows to a collector's parameters: its
+// saved snapshots when it replays a host (unless the hunt named one), and
+// its labels for the system collector. Values the hunt set win.
+func (n *Node) nodeParams(spec tasks.CollectorSpec) json.RawMessage {
+	var key string
+	var val any
+	switch {
+	case spec.Name == "processes" && n.cfg.ReplayProcesses != "":
+		key, val = "snapshot", n.cfg.ReplayProcesses
+	case spec.Name == "connections" && n.cfg.ReplayConnections != "":
+		key, val = "snapshot", n.cfg.ReplayConnections
+	case spec.Name == "system" && len(n.cfg.Labels) > 0:
+		key, val = "labels", n.cfg.Labels
+	default:
+		return spec.Params
+	}
+	params := map[string]any{}
+	if len(spec.Params) > 0 {
+		if err := json.Unmarshal(spec.Params, &params); err != nil {
+			// Validation already refused bad JSON; leave it as it is.
+			return spec.Params
+		}
+	}
+	if _, ok := params[key]; !ok {
+		params[key] = val
+	}
+	out, err := json.Marshal(params)
+	if err != nil {
+		return spec.Params
+	}
+	return out
+}
+
+// excludePaths are the host paths no file collector may enter: the node's
+// own data, whose stored evidence and intel match broad public rules.
+func (n *Node) excludePaths() []string {
+	return []string{n.cfg.DataDir}
+}

@@ -1,0 +1,314 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/huntmesh/huntmesh/mesh"
+	"github.com/huntmesh/huntmesh/store"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// validateTask is the task topic's gossip validator. It runs on every
+// node a task passes through, so a bad task is stopped at the first hop
+// and never spreads. Each refusal is logged once, with its reason.
+func (n *Node) validateTask(from string, raw []byte) error {
+	c, err := n.cfg.Policy.Check(raw, n.trust, time.Now())
+	if err == nil {
+		seen, serr := n.store.Seen(c.Header.ID)
+		switch {
+		case serr != nil:
+			// A store we cannot read must not turn into a replay hole.
+			err = fmt.Errorf("check seen tasks: %w", serr)
+		case seen:
+			err = fmt.Errorf("%w: %s", tasks.ErrReplay, c.Header.ID)
+		}
+	}
+	if err != nil {
+		reason := refusalReason(err)
+		n.count("refused/" + reason)
+		n.log.Warn("task refused", "peer", shortID(from), "reason", reason, "err", err)
+		return err
+	}
+	return nil
+}
+
+// refusalReason names a refusal for counters and logs.
+func refusalReason(err error) string {
+	for _, r := range []struct {
+		err  error
+		name string
+	}{
+		{tasks.ErrTooLarge, "too-large"},
+		{tasks.ErrBadSignature, "bad-signature"},
+		{tasks.ErrUntrusted, "untrusted"},
+		{tasks.ErrRole, "role"},
+		{tasks.ErrExpired, "expired"},
+		{tasks.ErrNotYetValid, "not-yet-valid"},
+		{tasks.ErrLifetime, "lifetime"},
+		{tasks.ErrReplay, "replay"},
+		{tasks.ErrWrongType, "wrong-type"},
+		{tasks.ErrMalformed, "malformed"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "other"
+}
+
+// handleTask takes a task that passed validation. It records the task as
+// seen (only the first delivery acts), keeps it for catch-up, and starts it
+// when this node is selected; otherwise it tells the issuer it declined.
+func (n *Node) handleTask(from string, raw []byte) {
+	c, err := n.cfg.Policy.Check(raw, n.trust, time.Now())
+	if err != nil {
+		// Validation passed moments ago; the window may have closed since.
+		n.log.Debug("task no longer valid at delivery", "err", err)
+		return
+	}
+	h := c.Header
+	fresh, err := n.store.MarkSeen(h.ID, h.NotAfter)
+	if err != nil {
+		n.log.Error("record seen task", "task", h.ID, "err", err)
+		return
+	}
+	if !fresh {
+		n.count("duplicate")
+		return
+	}
+	if err := n.store.PutTask(store.StoredTask{
+		ID: h.ID, Type: h.Type, NotAfter: h.NotAfter, Envelope: raw, Issued: h.ReplyTo == n.ID(),
+	}); err != nil {
+		n.log.Error("keep task", "task", h.ID, "err", err)
+	}
+
+	log := n.log.With("task", h.ID, "type", h.Type, "analyst", c.Signer.Name)
+	selected, err := h.Selector.Matches(h.ID, n.Info())
+	if err != nil || !selected {
+		reason := "not selected by " + describeSelector(h.Selector)
+		if err != nil {
+			reason = err.Error()
+		}
+		log.Info("task declined", "reason", reason)
+		n.sendResults(h, []*tasks.Result{n.newResult(h.ID, tasks.StatusDeclined, reason)})
+		return
+	}
+
+	switch h.Type {
+	case tasks.TypeHunt:
+		hunt, err := tasks.DecodeHunt(c.Envelope.Payload)
+		if err != nil {
+			log.Warn("task refused", "reason", "malformed", "err", err)
+			n.sendResults(h, []*tasks.Result{n.newResult(h.ID, tasks.StatusFailed, err.Error())})
+			return
+		}
+		n.startTask(h, log, func(ctx context.Context) []*tasks.Result {
+			return n.runHunt(ctx, hunt, log)
+		})
+	default:
+		log.Warn("task type not handled by this node version")
+		n.sendResults(h, []*tasks.Result{
+			n.newResult(h.ID, tasks.StatusDeclined, "task type "+h.Type+" not supported"),
+		})
+	}
+}
+
+func describeSelector(s tasks.Selector) string {
+	out := s.Expr
+	if out == "" {
+		out = "all"
+	}
+	if s.Sample != "" {
+		out += " sample " + s.Sample
+	}
+	return out
+}
+
+// startTask runs work in its own goroutine once a slot is free, bounded by
+// the task's deadline and the node's life, and sends what it returns.
+func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Context) []*tasks.Result) {
+	ctx, cancel := context.WithDeadline(n.ctx, h.NotAfter)
+	n.mu.Lock()
+	n.running[h.ID] = cancel
+	n.mu.Unlock()
+
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			cancel()
+			n.mu.Lock()
+			delete(n.running, h.ID)
+			n.mu.Unlock()
+		}()
+
+		select {
+		case n.slots <- struct{}{}:
+			defer func() { <-n.slots }()
+		case <-ctx.Done():
+			return
+		}
+		start := time.Now()
+		results := work(ctx)
+		n.sendResults(h, results)
+		log.Info("task finished", "dur", time.Since(start).Round(time.Millisecond))
+	}()
+}
+
+// newResult starts a result of this node for task id.
+func (n *Node) newResult(id string, status tasks.Status, reason string) *tasks.Result {
+	return &tasks.Result{
+		TaskID: id,
+		Node:   n.ID(),
+		Host:   n.cfg.Host,
+		Labels: n.cfg.Labels,
+		Status: status,
+		Reason: reason,
+		Final:  true,
+	}
+}
+
+// sendResults keeps the node's own answer in its store, so it can be read
+// later even if the issuer is gone, then signs each part and streams it to
+// the issuer.
+func (n *Node) sendResults(h tasks.Header, parts []*tasks.Result) {
+	for i, r := range parts {
+		r.Seq = i
+		r.Final = i == len(parts)-1
+		r.SentAt = time.Now().UTC()
+		if err := n.store.PutResult(*r); err != nil {
+			n.log.Error("store own result", "task", h.ID, "err", err)
+		}
+	}
+	if h.ReplyTo == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	defer cancel()
+	for _, r := range parts {
+		raw, err := tasks.SealResult(n.key, r)
+		if err != nil {
+			n.log.Error("sign result", "task", h.ID, "err", err)
+			return
+		}
+		if _, err := n.mesh.Call(ctx, h.ReplyTo, ProtoResults, raw); err != nil {
+			n.log.Warn("send result", "task", h.ID, "peer", shortID(h.ReplyTo), "err", err)
+			return
+		}
+	}
+}
+
+// handleResult receives a signed result part on the results protocol. It
+// accepts only results signed by the node that sent them, for tasks this
+// node issued.
+func (n *Node) handleResult(_ context.Context, from string, raw []byte) ([]byte, error) {
+	env, r, err := tasks.OpenResult(raw, resultMaxBytes)
+	if err != nil {
+		n.count("result-refused/malformed")
+		n.log.Warn("result refused", "peer", shortID(from), "err", err)
+		return nil, fmt.Errorf("refuse result: %w", err)
+	}
+	signer, err := mesh.PeerIDOf(env.Signer)
+	if err != nil || signer != from || r.Node != from {
+		n.count("result-refused/signer")
+		n.log.Warn("result refused", "peer", shortID(from), "reason", "signer is not the sender")
+		return nil, errors.New("refuse result: signer is not the sending node")
+	}
+	t, ok, err := n.store.Task(r.TaskID)
+	if err != nil {
+		return nil, fmt.Errorf("look up task: %w", err)
+	}
+	if !ok || !t.Issued {
+		n.count("result-refused/not-ours")
+		n.log.Warn("result refused", "peer", shortID(from), "task", r.TaskID,
+			"reason", "task not issued by this node")
+		return nil, fmt.Errorf("refuse result: task %s was not issued here", r.TaskID)
+	}
+	if from != n.ID() {
+		// Our own answer is already stored by sendResults.
+		if err := n.store.PutResult(*r); err != nil {
+			return nil, fmt.Errorf("store result: %w", err)
+		}
+	}
+	n.notify(r)
+	return []byte("ok"), nil
+}
+
+// notify hands a result to everyone watching its task.
+func (n *Node) notify(r *tasks.Result) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ch := range n.watchers[r.TaskID] {
+		select {
+		case ch <- r:
+		default:
+			// A watcher that cannot keep up still finds the result in the store.
+			n.counters["watch-dropped"]++
+		}
+	}
+}
+
+// watch registers a channel for results of task id; the returned func
+// removes it.
+func (n *Node) watch(id string) (<-chan *tasks.Result, func()) {
+	ch := make(chan *tasks.Result, 1024)
+	n.mu.Lock()
+	n.watchers[id] = append(n.watchers[id], ch)
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		list := n.watchers[id]
+		for i, c := range list {
+			if c == ch {
+				n.watchers[id] = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(n.watchers[id]) == 0 {
+			delete(n.watchers, id)
+		}
+	}
+}
+
+// IssueTask publishes a task that an analyst signed. The node records it
+// as its own first, so that results for it are accepted.
+func (n *Node) IssueTask(ctx context.Context, raw []byte) (*tasks.Checked, error) {
+	c, err := n.cfg.Policy.Check(raw, n.trust, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("refuse task: %w", err)
+	}
+	if c.Header.ReplyTo != n.ID() {
+		return nil, fmt.Errorf("refuse task: reply_to %q is not this node", c.Header.ReplyTo)
+	}
+	if err := n.store.PutTask(store.StoredTask{
+		ID: c.Header.ID, Type: c.Header.Type, NotAfter: c.Header.NotAfter,
+		Envelope: raw, Issued: true,
+	}); err != nil {
+		return nil, fmt.Errorf("keep task: %w", err)
+	}
+	if err := n.mesh.Publish(ctx, TopicTasks, raw); err != nil {
+		return nil, fmt.Errorf("publish task: %w", err)
+	}
+	n.log.Info("task issued", "task", c.Header.ID, "type", c.Header.Type,
+		"analyst", c.Signer.Name, "selector", describeSelector(c.Header.Selector))
+	return c, nil
+}
+
+// summarizeErr shortens an error for a result's reason field.
+func summarizeErr(err error) string {
+	s := err.Error()
+	if len(s) > 500 {
+		s = s[:500] + "..."
+	}
+	return strings.TrimSpace(s)
+}
+
+// errorf builds a plain error; it keeps call sites short where no error is
+// wrapped.
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
