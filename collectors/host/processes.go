@@ -220,7 +220,10 @@ func (c *Processes) collectLive(ctx context.Context, env *collectors.Env,
 		pid := int64(pid32)
 		st, err := s.readStat(pid)
 		if err != nil {
-			s.skip(err, pid, "")
+			// Count only processes the run would have reported.
+			if s.filter.wantPid(pid) && len(s.filter.names) == 0 {
+				s.skip(err, pid, "")
+			}
 			continue
 		}
 		s.procs[pid] = &liveProc{stat: st}

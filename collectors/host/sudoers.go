@@ -96,8 +96,11 @@ func logicalLines(text string) []string {
 	var cur strings.Builder
 	for _, raw := range strings.Split(text, "\n") {
 		raw = strings.TrimRight(raw, " \t\r")
+		if cur.Len() > 0 {
+			raw = strings.TrimLeft(raw, " \t")
+		}
 		if strings.HasSuffix(raw, "\\") {
-			cur.WriteString(strings.TrimSuffix(raw, "\\"))
+			cur.WriteString(strings.TrimRight(strings.TrimSuffix(raw, "\\"), " \t"))
 			cur.WriteByte(' ')
 			continue
 		}

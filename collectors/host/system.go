@@ -3,9 +3,10 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -52,20 +53,16 @@ func (*System) Collect(ctx context.Context, env *collectors.Env, params json.Raw
 	gctx := withRoot(ctx, env.Root)
 
 	// Platform facts; gopsutil reads os-release under Root.
-	f := map[string]any{"os": "linux"}
-	info, err := ghost.InfoWithContext(gctx)
-	if err != nil && info == nil {
-		return fmt.Errorf("read host info: %w", err)
+	f := map[string]any{"os": runtime.GOOS, "arch": kernelArch()}
+	platform, _, version, err := ghost.PlatformInformationWithContext(gctx)
+	if err != nil {
+		env.Logger.Warn("read platform", "err", err)
 	}
-	if info.OS != "" {
-		f["os"] = info.OS
-	}
-	f["platform"] = info.Platform
-	f["platform_version"] = info.PlatformVersion
-	f["arch"] = info.KernelArch
-	f["hostname"] = info.Hostname
-	f["kernel"] = info.KernelVersion
-	if !live {
+	f["platform"], f["platform_version"] = platform, version
+	if live {
+		f["hostname"], _ = os.Hostname()
+		f["kernel"], _ = ghost.KernelVersionWithContext(gctx)
+	} else {
 		f["hostname"] = fixtureLine(env.Root, "etc/hostname", env.Host)
 		f["kernel"] = fixtureLine(env.Root, "proc/sys/kernel/osrelease", "")
 	}
@@ -91,6 +88,15 @@ func (*System) Collect(ctx context.Context, env *collectors.Env, params json.Raw
 		rec.Source = env.Root
 	}
 	return env.Emit(rec)
+}
+
+// kernelArch is the machine name as uname -m prints it, or Go's name for
+// the architecture when uname fails.
+func kernelArch() string {
+	if a, err := ghost.KernelArch(); err == nil && a != "" {
+		return a
+	}
+	return runtime.GOARCH
 }
 
 // fixtureLine is the first line of the file rel under root, or def.
