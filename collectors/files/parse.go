@@ -116,7 +116,7 @@ func unitKeys(b []byte) map[string][]string {
 			continue
 		}
 		if strings.HasSuffix(l, "\\") {
-			cont += strings.TrimSuffix(l, "\\") + " "
+			cont += strings.TrimRight(strings.TrimSuffix(l, "\\"), " \t") + " "
 			continue
 		}
 		l = cont + l
@@ -139,9 +139,12 @@ func parseUnit(b []byte, defaultUser string) []parsed {
 	var cmds []string
 	for _, v := range keys["ExecStart"] {
 		v = strings.TrimLeft(v, "-@+!:|")
-		if v != "" {
-			cmds = append(cmds, v)
+		if v == "" {
+			// An empty assignment clears the list (how drop-ins override).
+			cmds = nil
+			continue
 		}
+		cmds = append(cmds, v)
 	}
 	user := defaultUser
 	if u := keys["User"]; len(u) > 0 && u[len(u)-1] != "" {

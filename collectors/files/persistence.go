@@ -298,6 +298,9 @@ func reportFile(ctx context.Context, env *collectors.Env, acc *accounts, loc loc
 		if e.user == "" {
 			e.user = loc.user
 		}
+		if owner, _ := base["owner"].(string); e.user == "" && typ == TypeAt {
+			e.user = owner // at runs a job as the user who queued it
+		}
 		if e.user != "" {
 			fields["user"] = e.user
 		}
