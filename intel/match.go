@@ -119,7 +119,7 @@ func (r *matchRun) field(k string, v any) {
 		}
 		for _, name := range strs(v) {
 			if id, ok := m.yaraRules[name]; ok {
-				r.hit(id, k)
+				r.hitAs(id, k, name)
 			}
 		}
 	}
@@ -144,10 +144,16 @@ func (r *matchRun) finish() {
 
 // hit adds a detection for indicator id in field k, once per pair.
 func (r *matchRun) hit(id int32, k string) {
+	r.hitAs(id, k, r.m.iocs[id].Value)
+}
+
+// hitAs is hit with the value the detection names: for YARA, one source
+// declares several rules and the detection names the rule that matched.
+func (r *matchRun) hitAs(id int32, k, value string) {
 	ioc := &r.m.iocs[id]
 	for i := range r.hits {
 		h := &r.hits[i]
-		if h.Field == k && h.IoCType == ioc.Type && h.IoCValue == ioc.Value {
+		if h.Field == k && h.IoCType == ioc.Type && h.IoCValue == value {
 			return
 		}
 	}
@@ -155,23 +161,12 @@ func (r *matchRun) hit(id int32, k string) {
 		Host:     r.rec.Host,
 		Time:     r.rec.Time,
 		IoCType:  ioc.Type,
-		IoCValue: r.m.detectionValue(id),
+		IoCValue: value,
 		Severity: ioc.Severity,
 		Tags:     slices.Clone(ioc.Tags),
 		Field:    k,
 		Record:   *r.rec,
 	})
-}
-
-// detectionValue names the indicator in a detection: the value itself,
-// except for YARA where the source is long and the rule name says more.
-func (m *Matcher) detectionValue(id int32) string {
-	ioc := &m.iocs[id]
-	if ioc.Type != tasks.IoCYARA {
-		return ioc.Value
-	}
-	names := yaraRuleNames(ioc.Value)
-	return strings.Join(names, ",")
 }
 
 // ip checks an address field against addresses and networks.

@@ -54,7 +54,8 @@ func TestMatch(t *testing.T) {
 		ioc(tasks.IoCCmdline, "--donate-level=0"),
 		ioc(tasks.IoCCmdline, " --algo=rx/0 "),
 		ioc(tasks.IoCCmdlineRE, `^remote\.exe -silent -connect `),
-		{Type: tasks.IoCYARA, Value: "rule coinminer_cpu_binary { condition: true }"},
+		{Type: tasks.IoCYARA, Value: "rule coinminer_cpu_binary { condition: true }\n" +
+			"rule coinminer_stratum_config { condition: false }"},
 		{Type: tasks.IoCIP, Value: "198.51.100.99", Expires: testNow.Add(-time.Hour)},
 		{Type: tasks.IoCIP, Value: "198.51.100.98", Expires: testNow.Add(time.Hour)},
 	}
@@ -134,8 +135,9 @@ func TestMatch(t *testing.T) {
 			"sha1:70b21e3ac69f0220784228375ba6bef37fe0c488@sha1",
 		}},
 		{"yara rule names", rec(tasks.KindFile, map[string]any{
-			"path": "/usr/local/bin/miner", "yara": []any{"coinminer_cpu_binary", "other"},
-		}), []string{"yara:coinminer_cpu_binary@yara"}},
+			"path": "/usr/local/bin/miner",
+			"yara": []any{"coinminer_cpu_binary", "other", "coinminer_stratum_config"},
+		}), []string{"yara:coinminer_cpu_binary@yara", "yara:coinminer_stratum_config@yara"}},
 		{"subdomain and url", rec(tasks.KindLog, map[string]any{
 			"message": "fetched http://EVIL.example/drop.sh then resolved a.b.minexmr.example.",
 			"url":     "http://user@evil.example:80/drop.sh",

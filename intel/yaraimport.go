@@ -1,0 +1,71 @@
+package intel
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/huntmesh/huntmesh/collectors/yarascan"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// validateYARA compiles src with libyara and reports the first error.
+func validateYARA(name, src string) error {
+	rules, err := yarascan.Compile([]yarascan.Source{{Name: name, Text: src}})
+	if err != nil {
+		var ce *yarascan.CompileError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("yara source %s line %d: %s", name, ce.Line, ce.Message)
+		}
+		return fmt.Errorf("compile yara source %s: %w", name, err)
+	}
+	rules.Destroy()
+	return nil
+}
+
+// severityMeta finds meta lines such as severity = "high".
+var severityMeta = regexp.MustCompile(`(?m)^\s*(?:severity|threat_level)\s*=\s*"?([A-Za-z]+)"?`)
+
+// ImportYARA reads one YARA file and takes it as a single IoC whose value
+// is the whole source, once libyara has compiled it. One IoC per file keeps
+// private rules, imports and rule references intact; detections still name
+// the rule that matched, since the matcher maps every rule name declared in
+// the source back to it. Severity is the highest "severity" meta value, or
+// "high" when none is given (a YARA hit on a file is strong evidence).
+func ImportYARA(name string, r io.Reader) (Import, error) {
+	data, err := readBounded(r, "yara file "+name)
+	if err != nil {
+		return Import{}, err
+	}
+	lim := DefaultLimits()
+	if len(data) > lim.MaxYARALen {
+		return Import{}, fmt.Errorf("import yara file %s: %d bytes, over %d", name,
+			len(data), lim.MaxYARALen)
+	}
+	src := string(data)
+	if err := validateYARA(name, src); err != nil {
+		return Import{}, fmt.Errorf("import yara file: %w", err)
+	}
+
+	c := newCollector("yara")
+	c.imp.Meta.Name = name
+	sev := ""
+	for _, m := range severityMeta.FindAllStringSubmatch(src, -1) {
+		if s := strings.ToLower(m[1]); severityRank(s) > severityRank(sev) {
+			sev = s
+		}
+	}
+	if sev == "" {
+		sev = "high"
+	}
+	names := yaraRuleNames(src)
+	c.take("yara", name, tasks.IoC{
+		Type: tasks.IoCYARA, Value: src, Severity: sev, Source: "yara:" + name,
+	})
+	if len(c.imp.IoCs) == 1 {
+		c.imp.Meta.Taken = map[string]int{"rule": len(names)}
+	}
+	return c.imp, nil
+}
