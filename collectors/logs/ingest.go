@@ -232,7 +232,7 @@ func firstLineIsDocument(r *bufio.Reader) bool {
 		return true
 	}
 	line, _, _ := bytes.Cut(head, []byte("\n"))
-	return !jsonComplete(bytes.TrimSpace(line))
+	return !jsonStarts(line)
 }
 
 // lineReader yields lines of at most max bytes with their numbers; longer

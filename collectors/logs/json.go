@@ -57,9 +57,11 @@ func decodeLine(line []byte) (map[string]any, bool) {
 	return obj, true
 }
 
-// jsonComplete reports whether b is exactly one valid JSON value.
-func jsonComplete(b []byte) bool {
-	return len(b) > 0 && json.Valid(b)
+// jsonStarts reports whether b begins with one complete JSON value, so
+// that a first line with trailing garbage still reads as NDJSON.
+func jsonStarts(b []byte) bool {
+	var v json.RawMessage
+	return json.NewDecoder(bytes.NewReader(b)).Decode(&v) == nil
 }
 
 // object maps one decoded object, expanding an embedded records array.
