@@ -6,7 +6,6 @@ import (
 	"io"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -474,6 +473,3 @@ func stixTag(o *stixObject) string {
 	}
 	return ""
 }
-
-// itoa is strconv.Itoa, kept short for messages.
-func itoa(n int) string { return strconv.Itoa(n) }
