@@ -68,7 +68,7 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		env := collectors.NewEnv(spec.Name, root, n.cfg.Host, budget, log, func(rec tasks.Record) error {
 			res.TotalRecords++
 			batch = append(batch, rec)
-			for _, d := range matcher.Match(&rec) {
+			for _, d := range onePerIoC(matcher.Match(&rec)) {
 				d.TaskID = h.ID
 				res.TotalDetections++
 				if len(dets) < maxRows {
@@ -111,6 +111,25 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 	}
 	log.Info("hunt collected", "records", res.TotalRecords, "detections", res.TotalDetections)
 	return splitResult(res, records, dets)
+}
+
+// onePerIoC keeps one detection per indicator for a record: a process
+// named like an IoC matches through its name and its exe path alike, and a
+// hunter wants one line for it, naming the first field that matched.
+func onePerIoC(dets []tasks.Detection) []tasks.Detection {
+	if len(dets) < 2 {
+		return dets
+	}
+	out := dets[:0]
+	seen := make(map[[2]string]bool, len(dets))
+	for _, d := range dets {
+		k := [2]string{d.IoCType, d.IoCValue}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // validateCollectors refuses a hunt naming an unknown collector or giving
