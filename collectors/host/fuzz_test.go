@@ -29,7 +29,8 @@ func TestParseProcStat(t *testing.T) {
 		ok    bool
 	}{
 		{"plain", "42 (sleep) S 7 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0", "sleep", 7, 999, true},
-		{"paren in name", "42 (a) b (c) S 7 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0", "a) b (c", 7, 5, true},
+		{"paren in name", "42 (a) b (c) S 7 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0",
+			"a) b (c", 7, 5, true},
 		{"short", "42 (x) S 7", "", 0, 0, false},
 		{"no name", "42 x S 7 1 1 0", "", 0, 0, false},
 		{"bad ppid", "42 (x) S q 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0", "", 0, 0, false},
@@ -79,7 +80,8 @@ func FuzzSudoersLines(f *testing.F) {
 }
 
 func FuzzSnapshots(f *testing.F) {
-	f.Add([]byte(`[{"pid":1,"ppid":0,"name":"x","exe":"/x (deleted)","started":"2024-08-05T08:22:01Z"}]`))
+	f.Add([]byte(`[{"pid":1,"ppid":0,"name":"x","exe":"/x (deleted)",` +
+		`"started":"2024-08-05T08:22:01Z"}]`))
 	f.Add([]byte(`[{"proto":"tcp","local":"[::1]:22","remote":"1.2.3.4:99999","pid":1}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if rows, err := decodeProcessSnapshot(b); err == nil {

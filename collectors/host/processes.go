@@ -177,6 +177,9 @@ type liveProc struct {
 	stat  procStat
 	name  string // full name, filled lazily
 	named bool
+	exe   string // exe link target, filled lazily for parents
+	exeOK bool   // exe was read successfully
+	exeIn bool   // exe was looked up
 }
 
 // procScan holds the state of one live scan.
@@ -315,13 +318,22 @@ func (s *procScan) exeOf(pid int64) (string, bool, error) {
 // process vanished or was replaced by another with the same pid.
 func (s *procScan) record(pid int64, lp *liveProc, hash bool, cache *HashCache,
 	maxHash int64) (tasks.Record, bool) {
+	// One read of status gives both the owner and the full name.
 	gp := &process.Process{Pid: int32(pid)}
+	uids, uidErr := gp.UidsWithContext(s.ctx)
+	if isGone(uidErr) {
+		s.skip(uidErr, pid, lp.stat.comm)
+		return tasks.Record{}, false
+	}
+	if n, err := gp.NameWithContext(s.ctx); err == nil && n != "" {
+		lp.name, lp.named = n, true
+	}
 	name := s.nameOf(pid)
 	exe, deleted, exeErr := s.exeOf(pid)
 	if !s.filter.wantName(name, exe) {
 		return tasks.Record{}, false
 	}
-	denied := isDenied(exeErr)
+	denied := isDenied(exeErr) || isDenied(uidErr)
 	start := startMillis(s.boot, lp.stat.startTick)
 	f := map[string]any{
 		"pid":         pid,
@@ -344,16 +356,18 @@ func (s *procScan) record(pid int64, lp *liveProc, hash bool, cache *HashCache,
 	} else {
 		denied = denied || isDenied(err)
 	}
-	if uids, err := gp.UidsWithContext(s.ctx); err == nil && len(uids) > 1 {
+	if uidErr == nil && len(uids) > 1 {
 		f["user"] = s.users.name(int64(uids[1])) // effective uid, as ps shows
-	} else if isGone(err) {
-		s.skip(err, pid, name)
-		return tasks.Record{}, false
 	}
 	if pp, ok := s.procs[lp.stat.ppid]; ok && pp != nil {
 		f["parent_name"] = s.nameOf(lp.stat.ppid)
-		if pexe, _, err := s.exeOf(lp.stat.ppid); err == nil && pexe != "" {
-			f["parent_exe"] = pexe
+		if !pp.exeIn {
+			pp.exeIn = true
+			pexe, _, err := s.exeOf(lp.stat.ppid)
+			pp.exe, pp.exeOK = pexe, err == nil && pexe != ""
+		}
+		if pp.exeOK {
+			f["parent_exe"] = pp.exe
 		}
 	}
 
