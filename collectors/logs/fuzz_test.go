@@ -119,6 +119,33 @@ func FuzzAuthLine(f *testing.F) {
 	})
 }
 
+func FuzzEVTXChunk(f *testing.F) {
+	orig, err := os.ReadFile(filepath.Join(testdata,
+		"real/sysmon/evtx-attack-samples_sysmon_10_1_memdump_comsvcs_minidump.evtx"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Seeds are the records region of the real chunk, whole and in parts;
+	// the fuzzer's bytes replace the chunk from offset 512 on.
+	body := orig[evtxHeaderSize+evtxChunkHead : evtxHeaderSize+0x3200]
+	f.Add(body)
+	f.Add(body[:0xef0])
+	chunkHead := orig[evtxHeaderSize : evtxHeaderSize+evtxChunkHead]
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		chunk := make([]byte, evtxChunkSize)
+		copy(chunk, chunkHead)
+		copy(chunk[evtxChunkHead:], data)
+		env := collectors.NewEnv(Name, "/", "h", collectors.Budget{}, nil,
+			func(r tasks.Record) error { fieldsValid(t, r); return nil })
+		in := &ingest{ctx: context.Background(), env: env, p: &plan{loc: time.UTC},
+			src: Source{Path: "fuzz"}}
+		if err := in.evtxChunk(chunk, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // authLines writes an n-line auth.log mixing sshd, sudo, PAM and cron.
 func authLines(tb testing.TB, n int) string {
 	tb.Helper()

@@ -122,7 +122,7 @@ func TestEveryFileIngests(t *testing.T) {
 		{"auditd", "/real/linux-logs/otrf_auditd_sh_arp_cache.log", "auto", 2,
 			map[string]int{"process": 2}, nil},
 		{"evtx", "/real/sysmon/evtx-attack-samples_sysmon_10_1_memdump_comsvcs_minidump.evtx",
-			"auto", 1, nil, map[string]int{"evtx unsupported": 1}},
+			"auto", 6, map[string]int{"process": 2, "log": 3, "file": 1}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -483,4 +483,46 @@ func writeFile(t testing.TB, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return "/" + name
+}
+
+func TestEVTX(t *testing.T) {
+	const path = "/real/sysmon/evtx-attack-samples_sysmon_10_1_memdump_comsvcs_minidump.evtx"
+	recs, _ := one(t, path, "evtx")
+	t.Run("minidump process", func(t *testing.T) {
+		got := find(recs, "process", func(r tasks.Record) bool { return intField(r, "pid") == 2888 })
+		if len(got) != 1 {
+			t.Fatalf("records %v", recs)
+		}
+		r := got[0]
+		want := map[string]any{"name": "rundll32.exe", "ppid": int64(1144),
+			"parent_name": "WmiPrvSE.exe", "user": `MSEDGEWIN10\IEUser`,
+			"exe_sha256": "01b407af0200b66a34d9b1fa6d9eaab758efa36a36bb99b554384f59f8690b1a",
+			"provider": "Microsoft-Windows-Sysmon"}
+		for k, v := range want {
+			if r.Fields[k] != v {
+				t.Errorf("%s = %#v, want %#v", k, r.Fields[k], v)
+			}
+		}
+		if !strings.Contains(r.Str("cmdline"), "comsvcs.dll, MiniDump 4868") {
+			t.Errorf("cmdline %q", r.Str("cmdline"))
+		}
+		if !r.Time.Equal(time.Date(2019, 8, 30, 12, 54, 8, 354049500, time.UTC)) {
+			t.Errorf("time %v", r.Time)
+		}
+	})
+	t.Run("process access", func(t *testing.T) {
+		got := find(recs, "log", func(r tasks.Record) bool { return intField(r, "event_id") == 10 })
+		if len(got) != 1 || intField(got[0], "pid") != 2888 || !strings.Contains(got[0].Str("message"),
+			`-> C:\Windows\system32\notepad.exe (pid 4868), access 0x1fffff`) {
+			t.Fatalf("event 10 %v", got)
+		}
+	})
+	t.Run("dump file", func(t *testing.T) {
+		got := find(recs, "file", func(r tasks.Record) bool {
+			return r.Str("path") == `C:\Windows\System32\notepad.bin`
+		})
+		if len(got) != 1 {
+			t.Fatalf("file records %v", recs)
+		}
+	})
 }

@@ -409,3 +409,48 @@ func TestJournalNotOnFixtureRoot(t *testing.T) {
 		t.Fatal("journalctl ran for a fixture root")
 	}
 }
+
+func TestDamagedEVTX(t *testing.T) {
+	orig, err := os.ReadFile(filepath.Join(testdata,
+		"real/sysmon/evtx-attack-samples_sysmon_10_1_memdump_comsvcs_minidump.evtx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt := func(off int, b ...byte) []byte {
+		out := append([]byte(nil), orig...)
+		copy(out[off:], b)
+		return out
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		records int
+		reason  string
+		skips   int
+	}{
+		{"truncated chunk", orig[:4096+1000], 0, "bad evtx", 1},
+		{"short header", orig[:100], 0, "bad evtx", 1},
+		// The first record's template offset pointing past the chunk.
+		{"bad template offset", corrupt(4096+0x222, 0xff, 0xff, 0, 0), 5, "bad evtx record", 1},
+		// The second record's size running off the chunk: the rest is lost.
+		{"bad record size", corrupt(4096+0x200+0xef0+4, 0xff, 0xff, 0, 0), 1,
+			"bad evtx record", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "x.evtx"), tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			recs, sum, err := run(t, dir, Params{Sources: []Source{{Path: "/x.evtx",
+				Format: "evtx"}}}, collectors.Budget{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != tc.records || sum.Skipped[tc.reason] != tc.skips {
+				t.Fatalf("%d records, skips %v; want %d and %s=%d", len(recs), sum.Skipped,
+					tc.records, tc.reason, tc.skips)
+			}
+		})
+	}
+}
