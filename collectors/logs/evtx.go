@@ -390,8 +390,8 @@ func (p *binxml) template(c *cursor, parent *xnode, depth int) error {
 		return c.err
 	}
 	dc := &cursor{b: p.chunk, pos: defOff, end: len(p.chunk)}
-	dc.u32()      // next template offset
-	dc.bytes(16)  // GUID
+	dc.u32()     // next template offset
+	dc.bytes(16) // GUID
 	size := int(dc.u32())
 	bodyStart := dc.pos
 	bodyEnd := bodyStart + size

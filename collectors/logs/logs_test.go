@@ -497,7 +497,7 @@ func TestEVTX(t *testing.T) {
 		want := map[string]any{"name": "rundll32.exe", "ppid": int64(1144),
 			"parent_name": "WmiPrvSE.exe", "user": `MSEDGEWIN10\IEUser`,
 			"exe_sha256": "01b407af0200b66a34d9b1fa6d9eaab758efa36a36bb99b554384f59f8690b1a",
-			"provider": "Microsoft-Windows-Sysmon"}
+			"provider":   "Microsoft-Windows-Sysmon"}
 		for k, v := range want {
 			if r.Fields[k] != v {
 				t.Errorf("%s = %#v, want %#v", k, r.Fields[k], v)
