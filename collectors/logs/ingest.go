@@ -196,7 +196,7 @@ func sniff(r *bufio.Reader, path string) string {
 	case trimmed[0] == '[':
 		return FormatJSON
 	case trimmed[0] == '<':
-		if !bytes.HasPrefix(trimmed, []byte("<1")) && !isPriority(trimmed) {
+		if !isPriority(trimmed) {
 			return FormatSysmonXML
 		}
 	case bytes.HasPrefix(trimmed, []byte("type=")):

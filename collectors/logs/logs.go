@@ -255,14 +255,20 @@ func excluded(env *collectors.Env, path string) bool {
 // emit applies the time window and hands rec on. It is the single exit of
 // every parser, so the accounting rule (record or counted skip) holds.
 func (in *ingest) emit(rec tasks.Record, where string) error {
+	return in.emitAt(rec, func() string { return where })
+}
+
+// emitAt is emit with the "file:line" sample built only when a skip needs
+// it, which keeps formatting off the hot path of large text logs.
+func (in *ingest) emitAt(rec tasks.Record, where func() string) error {
 	if rec.Time.IsZero() {
-		in.env.Stats.Skip("no time", where)
+		in.env.Stats.Skip("no time", where())
 		return nil
 	}
 	rec.Time = rec.Time.UTC()
 	if (!in.p.Since.IsZero() && rec.Time.Before(in.p.Since)) ||
 		(!in.p.Until.IsZero() && rec.Time.After(in.p.Until)) {
-		in.env.Stats.Skip("outside window", where)
+		in.env.Stats.Skip("outside window", where())
 		return nil
 	}
 	rec.Source = in.src.Path

@@ -132,8 +132,8 @@ func TestDefaultSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 2 || recs[0].Source != "/var/log/secure" || recs[1].Source != "/var/log/messages" ||
-		recs[1].Str("program") != "kernel" {
+	if len(recs) != 2 || recs[0].Source != "/var/log/secure" ||
+		recs[1].Source != "/var/log/messages" || recs[1].Str("program") != "kernel" {
 		t.Fatalf("records %v (skips %v)", recs, sum.Skipped)
 	}
 	if len(sum.Skipped) != 0 {

@@ -29,20 +29,21 @@ func (in *ingest) textLines(r *bufio.Reader) error {
 		if err != nil {
 			return eofNil(err)
 		}
-		where := fmt.Sprintf("%s:%d", in.src.Path, lr.n)
+		where := func() string { return in.src.Path + ":" + strconv.Itoa(lr.n) }
 		if long {
-			in.env.Stats.Skip("line too long", where)
+			in.env.Stats.Skip("line too long", where())
 			continue
 		}
-		if len(strings.TrimSpace(string(line))) == 0 {
+		text := string(line)
+		if len(strings.TrimSpace(text)) == 0 {
 			continue // a blank line is no event
 		}
-		sl, ok := parseSyslog(string(line), year, in.mtime, in.p.loc)
+		sl, ok := parseSyslog(text, year, in.mtime, in.p.loc)
 		if !ok {
-			in.env.Stats.Skip("unparsed line", where)
+			in.env.Stats.Skip("unparsed line", where())
 			continue
 		}
-		if err := in.emit(syslogRecord(sl), where); err != nil {
+		if err := in.emitAt(syslogRecord(sl), where); err != nil {
 			return emitErr(err)
 		}
 	}
