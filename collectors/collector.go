@@ -143,7 +143,9 @@ func NewEnv(name, root, host string, budget Budget, logger *slog.Logger,
 // Budget returns the budget this run works under.
 func (e *Env) Budget() Budget { return e.budget }
 
-// Emit stamps rec with the host and collector and passes it on. It returns
+// Emit stamps rec with the host (unless the collector already set one, as
+// log ingestion does for logs shipped from other hosts) and the collector,
+// and passes it on. It returns
 // ErrRecordCap once the budget's record cap is reached, and records that in
 // Stats so the result can say the run was cut short.
 func (e *Env) Emit(rec tasks.Record) error {
@@ -151,7 +153,9 @@ func (e *Env) Emit(rec tasks.Record) error {
 		e.Stats.Cut("record cap")
 		return ErrRecordCap
 	}
-	rec.Host = e.Host
+	if rec.Host == "" {
+		rec.Host = e.Host
+	}
 	rec.Collector = e.name
 	if rec.Time.IsZero() {
 		rec.Time = time.Now().UTC()
