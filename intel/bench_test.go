@@ -41,7 +41,8 @@ func benchIoCs(n int, mixed bool) []tasks.IoC {
 			c = tasks.IoC{Type: tasks.IoCPort, Value: fmt.Sprintf("10.%d.%d.%d:%d",
 				r.IntN(256), r.IntN(256), r.IntN(256), 1024+r.IntN(60000))}
 		case !mixed:
-			c = tasks.IoC{Type: tasks.IoCIP, Value: fmt.Sprintf("2001:db8::%x:%x", r.Uint32()>>16, r.Uint32()&0xffff)}
+			c = tasks.IoC{Type: tasks.IoCIP, Value: fmt.Sprintf("2001:db8::%x:%x",
+				r.Uint32()>>16, r.Uint32()&0xffff)}
 		case k < 18:
 			c = tasks.IoC{Type: tasks.IoCDomain, Value: fmt.Sprintf("d%x.example", r.Uint64())}
 		case k < 19:

@@ -101,8 +101,10 @@ func TestSTIXPatternParse(t *testing.T) {
 		name, pattern string
 		ok            bool
 	}{
-		{"start stop", "[file:name = 'a'] START t'2016-06-01T00:00:00Z' STOP t'2016-07-01T00:00:00Z'", true},
-		{"nested parens", "(([file:name = 'a'] OR [file:name = 'b']) AND [ipv4-addr:value = '1.2.3.4'])", true},
+		{"start stop", "[file:name = 'a'] START t'2016-06-01T00:00:00Z' " +
+			"STOP t'2016-07-01T00:00:00Z'", true},
+		{"nested parens", "(([file:name = 'a'] OR [file:name = 'b']) AND " +
+			"[ipv4-addr:value = '1.2.3.4'])", true},
 		{"exists", "[EXISTS windows-registry-key:values]", true},
 		{"hex and binary", "[file:magic_number_hex = h'ffd8' AND artifact:payload_bin = b'AAAA']", true},
 		{"bool and float", "[x-a:b = true AND x-a:c = 1.5 AND x-a:d != -3]", true},
