@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/huntmesh/huntmesh/tasks"
 )
@@ -331,4 +332,54 @@ func TestImportMalformed(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestImportFile(t *testing.T) {
+	tests := []struct {
+		file   string
+		format string
+		n      int
+	}{
+		{"cryptominersgroup.stix.json", "stix", 8},
+		{"cryptominersgroup.misp.json", "misp", 7},
+		{"iocs.csv", "csv", 6},
+		{"miner.yar", "yara", 1},
+	}
+	all := NewSet()
+	clock := NewClock(func() time.Time { return testNow })
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			imp, err := ImportFile(scenario+tc.file, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if imp.Meta.Format != tc.format || len(imp.IoCs) != tc.n {
+				t.Fatalf("format %s, %d IoCs", imp.Meta.Format, len(imp.IoCs))
+			}
+			if _, err := all.ApplyAll(Adds(imp.IoCs, clock, "node-a")); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// The three feeds overlap: the set holds each identity once.
+	if n := len(all.Active(testNow)); n != 12 {
+		t.Errorf("set holds %d active IoCs, want 12: %v", n, all.Active(testNow))
+	}
+
+	t.Run("symlink refused", func(t *testing.T) {
+		link := filepath.Join(t.TempDir(), "x.csv")
+		abs, _ := filepath.Abs(scenario + "iocs.csv")
+		if err := os.Symlink(abs, link); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ImportFile(link, testNow); err == nil ||
+			!strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("unknown extension", func(t *testing.T) {
+		if _, err := ImportFile("../testdata/cryptominer/README.md", testNow); err == nil {
+			t.Fatal("accepted")
+		}
+	})
 }
