@@ -186,3 +186,31 @@ func TestParseWtmpNewest(t *testing.T) {
 		t.Errorf("got %+v, want %+v", got["bob"], want)
 	}
 }
+
+func TestSudoersStaysUnderRoot(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	writeTree(t, base, map[string]string{
+		"outside":         "alice ALL=(ALL) NOPASSWD: ALL\n",
+		"outdir/grant":    "alice ALL=(ALL) NOPASSWD: ALL\n",
+		"root/etc/group":  "alice:x:1000:\n",
+		"root/etc/passwd": "alice:x:1000:1000::/home/alice:/bin/sh\n",
+		"root/etc/sudoers": "@include ../../outside\n" +
+			"@include /../../../outside\n" +
+			"#includedir ../../outdir\n",
+	})
+	if err := os.Symlink(filepath.Join(base, "outdir"),
+		filepath.Join(root, "etc", "sudoers.d")); err != nil {
+		t.Fatal(err)
+	}
+	recs, sum := run(t, NewAccounts(), root, collectors.Budget{}, `{"logins":false}`)
+	if len(recs) != 1 {
+		t.Fatalf("got %d records", len(recs))
+	}
+	if got := recs[0].Strs("sudo"); len(got) != 0 {
+		t.Errorf("read a grant from outside the root: %q", got)
+	}
+	if sum.Skipped["unreadable"] != 1 {
+		t.Errorf("symlinked sudoers.d not counted: %+v", sum.Skipped)
+	}
+}

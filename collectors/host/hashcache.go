@@ -102,7 +102,9 @@ var errNotFile = errors.New("not a regular file")
 // are refused with errTooLarge; reads wait on env's read budget.
 func (c *HashCache) hashOpen(ctx context.Context, env *collectors.Env, open, name string,
 	maxBytes int64) (string, error) {
-	f, err := os.Open(open)
+	// O_NONBLOCK keeps a FIFO planted where a file was expected from
+	// blocking the open; it is refused as not regular below.
+	f, err := os.OpenFile(open, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
@@ -128,14 +130,19 @@ func (c *HashCache) hashOpen(ctx context.Context, env *collectors.Env, open, nam
 		return sum, nil
 	}
 
-	// Read in chunks, paying the budget before each.
+	// Read in chunks, paying the budget before each; a file growing while
+	// it is read is cut at the bound.
+	var r io.Reader = f
+	if maxBytes > 0 {
+		r = io.LimitReader(f, maxBytes)
+	}
 	h := sha256.New()
 	buf := make([]byte, hashChunk)
 	for {
 		if err := env.WaitRead(ctx, len(buf)); err != nil {
 			return "", err
 		}
-		n, err := f.Read(buf)
+		n, err := r.Read(buf)
 		h.Write(buf[:n])
 		if errors.Is(err, io.EOF) {
 			break

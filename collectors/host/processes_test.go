@@ -292,3 +292,15 @@ func TestProcessesValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestProcessesHashSizeBound(t *testing.T) {
+	pid := int64(startMiner(t, minerBin, newPool(t)).Process.Pid)
+	recs, sum := run(t, NewProcesses(nil), "/", collectors.Budget{},
+		fmt.Sprintf(`{"pids":[%d],"max_hash_bytes":1000}`, pid))
+	if len(recs) != 1 {
+		t.Fatalf("got %d records", len(recs))
+	}
+	if _, ok := recs[0].Fields["exe_sha256"]; ok || sum.Skipped["size"] != 1 {
+		t.Errorf("oversized exe hashed or not counted: %+v %+v", recs[0].Fields, sum.Skipped)
+	}
+}

@@ -69,7 +69,12 @@ func (r *sudoersReader) file(hostPath string) {
 // dir reads the files of an include folder, skipping names sudo skips
 // (those holding a dot or ending in a tilde), in sorted order.
 func (r *sudoersReader) dir(hostPath string) {
-	ents, err := os.ReadDir(filepath.Join(r.root, hostPath))
+	full := filepath.Join(r.root, filepath.Clean(hostPath))
+	if fi, err := os.Lstat(full); err == nil && !fi.IsDir() {
+		r.onError(hostPath, errNotRegular) // a symlinked or odd include folder
+		return
+	}
+	ents, err := os.ReadDir(full)
 	if err != nil {
 		if !os.IsNotExist(err) {
 			r.onError(hostPath, err)
@@ -174,9 +179,11 @@ func (r *sudoersReader) alias(body string) {
 }
 
 // includePath resolves an include target relative to the including file.
+// The result is always rooted and clean, so ".." cannot climb out of the
+// root it is later joined to.
 func includePath(from, target string) string {
 	if filepath.IsAbs(target) {
-		return target
+		return filepath.Clean(target)
 	}
 	return filepath.Join(filepath.Dir(from), target)
 }
