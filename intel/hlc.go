@@ -17,7 +17,10 @@ var ErrClockDrift = errors.New("remote clock too far ahead")
 // timestamp only issues later ones, so causally later updates win in the
 // set without any node trusting another's wall clock for more than MaxDrift.
 type HLC struct {
-	Wall    int64  `json:"wall"`
+	// Wall is nanoseconds since the Unix epoch.
+	Wall int64 `json:"wall"`
+
+	// Logical orders timestamps that share a Wall value.
 	Logical uint32 `json:"logical"`
 }
 

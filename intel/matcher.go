@@ -30,7 +30,10 @@ type CompileOptions struct {
 
 // Rejection is an indicator Compile left out, and why.
 type Rejection struct {
-	IoC    tasks.IoC
+	// IoC is the indicator as it was given.
+	IoC tasks.IoC
+
+	// Reason says what is wrong with it.
 	Reason string
 }
 
@@ -213,6 +216,9 @@ func (m *Matcher) add(id int32, ioc tasks.IoC, lim Limits, acPatterns *[]string)
 		*acPatterns = append(*acPatterns, v)
 		m.acIoC = append(m.acIoC, id)
 	case tasks.IoCCmdlineRE:
+		if len(m.regexes) >= lim.MaxRegexes {
+			return invalid(ioc.Type, "over %d expressions in one set", lim.MaxRegexes)
+		}
 		tree, err := compileRegex(v, lim)
 		if err != nil {
 			return err

@@ -217,6 +217,15 @@ func TestCompileRefuses(t *testing.T) {
 	}
 }
 
+func TestCompileBoundsExpressions(t *testing.T) {
+	iocs := []tasks.IoC{ioc(tasks.IoCCmdlineRE, "a+b"), ioc(tasks.IoCCmdlineRE, "c+d"),
+		ioc(tasks.IoCCmdlineRE, "e+f")}
+	_, err := Compile(iocs, CompileOptions{Now: testNow, Limits: Limits{MaxRegexes: 2}})
+	if !errors.Is(err, ErrInvalidIoC) || !strings.Contains(err.Error(), "over 2 expressions") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestCompileMergesDuplicates(t *testing.T) {
 	a := tasks.IoC{Type: tasks.IoCIP, Value: "192.0.2.1", Severity: "low", Tags: []string{"a"}}
 	b := tasks.IoC{Type: tasks.IoCIP, Value: "::ffff:192.0.2.1", Severity: "critical",

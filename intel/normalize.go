@@ -33,6 +33,12 @@ type Limits struct {
 	// expression, so that a{1000}{1000}-style blow-ups are refused before
 	// they cost memory on every node.
 	MaxRegexProg int
+
+	// MaxRegexes caps the cmdline-re indicators one matcher compiles. Each
+	// may run on every command line whose literal it shares, so a hunt
+	// carrying thousands would slow every node; 1000 with the program cap
+	// bounds compiled expressions to a few MiB.
+	MaxRegexes int
 }
 
 // DefaultLimits returns the limits used when a caller passes zero values.
@@ -42,6 +48,7 @@ func DefaultLimits() Limits {
 		MaxYARALen:   1 << 20,
 		MaxRegexLen:  1 << 10,
 		MaxRegexProg: 5000,
+		MaxRegexes:   1000,
 	}
 }
 
@@ -59,6 +66,9 @@ func (l Limits) orDefault() Limits {
 	}
 	if l.MaxRegexProg <= 0 {
 		l.MaxRegexProg = d.MaxRegexProg
+	}
+	if l.MaxRegexes <= 0 {
+		l.MaxRegexes = d.MaxRegexes
 	}
 	return l
 }

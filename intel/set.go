@@ -44,10 +44,18 @@ const (
 
 // Update is one add or remove of an indicator.
 type Update struct {
-	Op     Op        `json:"op"`
-	IoC    tasks.IoC `json:"ioc"`
-	Clock  HLC       `json:"clock"`
-	Origin string    `json:"origin"`
+	// Op is OpAdd or OpRemove.
+	Op Op `json:"op"`
+
+	// IoC is the indicator; for a remove only its type and value count.
+	IoC tasks.IoC `json:"ioc"`
+
+	// Clock is when the origin made the change.
+	Clock HLC `json:"clock"`
+
+	// Origin is the ID of the node that made the change; it breaks clock
+	// ties.
+	Origin string `json:"origin"`
 }
 
 // SetLimits bound what a set holds.
