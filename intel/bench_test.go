@@ -141,3 +141,33 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkSet(b *testing.B) {
+	iocs := benchIoCs(100_000, true)
+	ups := Adds(iocs, NewClock(nil), "node-a")
+	b.Run("apply-100k", func(b *testing.B) {
+		for b.Loop() {
+			s := NewSet()
+			if _, err := s.ApplyAll(ups); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	s := NewSet()
+	if _, err := s.ApplyAll(ups); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("digest-100k", func(b *testing.B) {
+		for b.Loop() {
+			s.Digest()
+		}
+	})
+	b.Run("marshal-unmarshal-100k", func(b *testing.B) {
+		for b.Loop() {
+			data, _ := s.MarshalBinary()
+			if err := NewSet().UnmarshalBinary(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -99,6 +99,10 @@ type Set struct {
 	mu      sync.Mutex
 	elems   map[string]*element // guarded by mu; by Key
 	version uint64              // guarded by mu; bumped on every change
+
+	// digest caches Digest until the next change; guarded by mu.
+	digest   [32]byte
+	digestOK bool
 }
 
 // NewSet returns an empty set with DefaultSetLimits.
@@ -147,6 +151,7 @@ func (s *Set) applyLocked(key string, u Update, enc []byte) (bool, error) {
 		return false, nil
 	}
 	s.version++
+	s.digestOK = false
 	s.elems[key] = &element{u: u, enc: enc, seq: s.version}
 	return true, nil
 }
@@ -306,13 +311,16 @@ func (s *Set) Active(now time.Time) []tasks.IoC {
 func (s *Set) Digest() [32]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.digestOK {
+		return s.digest
+	}
 	h := sha256.New()
 	for _, k := range s.sortedKeysLocked() {
 		h.Write(s.elems[k].enc)
 	}
-	var d [32]byte
-	h.Sum(d[:0])
-	return d
+	h.Sum(s.digest[:0])
+	s.digestOK = true
+	return s.digest
 }
 
 func (s *Set) sortedKeysLocked() []string {

@@ -274,6 +274,16 @@ func TestSetDigestDiffers(t *testing.T) {
 	if a.Digest() == b.Digest() || a.Digest() == NewSet().Digest() {
 		t.Fatal("different states share a digest")
 	}
+	// The cached digest follows changes.
+	before := a.Digest()
+	_, _ = a.Apply(upd(OpRemove, "ip", "192.0.2.1", 2, "x"))
+	if a.Digest() == before || a.Digest() != func() [32]byte {
+		c := NewSet()
+		_, _ = c.Apply(upd(OpRemove, "ip", "192.0.2.1", 2, "x"))
+		return c.Digest()
+	}() {
+		t.Fatal("digest not recomputed after a change")
+	}
 }
 
 func TestSetUnmarshalRefuses(t *testing.T) {

@@ -210,6 +210,7 @@ func (s *Set) UnmarshalBinary(data []byte) error {
 	defer s.mu.Unlock()
 	s.lim = lim
 	s.version++
+	s.digestOK = false
 	s.elems = tmp.elems
 	for _, e := range s.elems {
 		e.seq = s.version
