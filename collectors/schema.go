@@ -11,7 +11,9 @@ package collectors
 //
 //	pid, ppid int64; name, exe, cmdline, user, cwd string;
 //	started string (RFC 3339); exe_sha256 string (lower-case hex);
-//	exe_deleted bool; parent_name, parent_exe string (when known)
+//	exe_deleted bool (exe then holds the path without " (deleted)");
+//	parent_name, parent_exe string (when known); process_key string
+//	("pid@start-unix-ms": a process is identified by pid and start time)
 //
 // connection (tasks.KindConnection)
 //
@@ -38,7 +40,8 @@ package collectors
 // account (tasks.KindAccount)
 //
 //	user string; uid, gid int64; home, shell string; uid0 bool;
-//	sudo []string (sudoers lines granting the user); last_login string
+//	sudo []string (sudoers lines granting the user, "file: line");
+//	groups []string; last_login string; last_login_from string
 //
 // system (tasks.KindSystem)
 //
