@@ -184,7 +184,8 @@ func entry(key, val []byte, d time.Duration) *badger.Entry {
 }
 
 // Size reports Badger's on-disk size of the LSM tree and the value log in
-// bytes, as last measured by Badger (it refreshes about once a minute).
+// bytes, as last measured by Badger (it refreshes about once a minute);
+// zero after Close. It is meant for status views.
 func (s *Store) Size() (lsm, vlog int64) {
 	if err := s.enter(); err != nil {
 		return 0, 0
