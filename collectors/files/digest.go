@@ -84,12 +84,14 @@ type ruleSet struct {
 const scanTimeout = time.Minute
 
 // digestFile reads f once, computing the wanted hashes and the file type,
-// and scans it with each rule set. size is the size at open; maxSize bounds
-// what is read if the file grows meanwhile. A YARA failure (a timeout,
-// say) does not lose the hashes: it is returned as yaraErr beside d.
+// and scans it with each rule set. Small files are read whole when whole
+// is set, otherwise streamed and scanned from the descriptor. size is the
+// size at open; maxSize bounds what is read if the file grows meanwhile. A
+// YARA failure (a timeout, say) does not lose the hashes: it is returned
+// as yaraErr beside d.
 func digestFile(ctx context.Context, env *collectors.Env, f *os.File, hostPath string,
-	size, maxSize int64, want hashSet, sets []ruleSet) (d *digest, yaraErr, err error) {
-	if size <= wholeReadMax {
+	size, maxSize int64, want hashSet, sets []ruleSet, whole bool) (d *digest, yaraErr, err error) {
+	if whole && size <= wholeReadMax {
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
 		n, err := readWhole(ctx, env, f, *bp, size)

@@ -28,6 +28,10 @@ type Files struct {
 	// beforeRead, when set (tests only), runs after the walk queued a file
 	// and before it is opened.
 	beforeRead func(hostPath string)
+
+	// streamAll, when set (benchmarks only), streams every file and lets
+	// libyara scan the descriptor instead of reading small files whole.
+	streamAll bool
 }
 
 // NewFiles returns the files collector using cache (nil: no caching).
@@ -226,7 +230,7 @@ func (r *filesRun) digest(ctx context.Context, it item, fields map[string]any) (
 	}
 
 	d, yaraErr, err := digestFile(ctx, r.env, fh, it.hostPath, fi.Size(), r.p.MaxSize,
-		r.p.hashes, r.sets)
+		r.p.hashes, r.sets, !r.f.streamAll)
 	switch {
 	case errors.Is(err, errGrew):
 		r.env.Stats.Skip("size", it.hostPath)

