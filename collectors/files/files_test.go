@@ -475,3 +475,28 @@ func TestFileType(t *testing.T) {
 		})
 	}
 }
+
+func FuzzFilesParams(f *testing.F) {
+	f.Add([]byte(`{"roots":["/etc"],"include":["*.conf"],"hashes":["md5"],"workers":2}`))
+	f.Add([]byte(`{"modified_after":"2024-01-01T00:00:00Z","max_size":-1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseFilesParams(b)
+		if err != nil {
+			return
+		}
+		if p.Workers < 1 || p.Workers > maxWorkers || p.MaxSize < p.MinSize {
+			t.Fatalf("accepted bad params %+v", p)
+		}
+		_ = matchAny(p.Include, "/etc/x.conf")
+	})
+}
+
+func FuzzFileType(f *testing.F) {
+	f.Add([]byte("\x7fELF"))
+	f.Add([]byte(" [1]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fileType(b) == "" {
+			t.Fatal("no type")
+		}
+	})
+}
