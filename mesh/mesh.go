@@ -79,6 +79,9 @@ type Mesh struct {
 	// dialKick asks the dialer loop to look at its targets now.
 	dialKick chan struct{}
 
+	// psExtra are gossipsub options added by NewWithHost (see inject.go).
+	psExtra []pubsub.Option
+
 	mu sync.Mutex
 	// Fields below are guarded by mu.
 	closed   bool
@@ -148,7 +151,13 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start host: %w", err)
 	}
+	return startOn(cfg, log, key, h, nil)
+}
 
+// startOn builds a Mesh around a running host and starts it; extra options
+// are appended to gossipsub's. The Mesh owns h from here on.
+func startOn(cfg Config, log *slog.Logger, key crypto.PrivKey, h host.Host,
+	extra []pubsub.Option) (*Mesh, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	stats := newCounters()
 	m := &Mesh{
@@ -168,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		conns:        make(map[peer.ID]int),
 		view:         make(map[peer.ID]*member),
 		targets:      make(map[peer.ID]*dialTarget),
+		psExtra:      extra,
 	}
 	if err := m.start(); err != nil {
 		m.Close()
@@ -179,18 +189,18 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 
 // start brings up gossipsub, presence, discovery and the dialer.
 func (m *Mesh) start() error {
-	ps, err := pubsub.NewGossipSub(m.ctx, m.host,
+	ps, err := pubsub.NewGossipSub(m.ctx, m.host, append([]pubsub.Option{
 		pubsub.WithLogger(m.log.With("component", "gossipsub")),
 		pubsub.WithPeerExchange(true),
 		pubsub.WithPeerScore(scoreParams(), scoreThresholds()),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMaxMessageSize(maxGossipSize+gossipOverhead),
+		pubsub.WithMaxMessageSize(maxGossipSize + gossipOverhead),
 		// Our own messages (hunts, cancels) are rare and matter: send them to
 		// every topic peer at once rather than only to the mesh, which is
 		// empty until the first heartbeat after a peer joins.
 		pubsub.WithFloodPublish(true),
 		pubsub.WithRawTracer(m.tracer),
-	)
+	}, m.psExtra...)...)
 	if err != nil {
 		return fmt.Errorf("start gossipsub: %w", err)
 	}

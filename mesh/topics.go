@@ -282,8 +282,10 @@ func (l *limiter) allow(topic string, p peer.ID) bool {
 	return b.lim.AllowN(now, 1)
 }
 
-// sweepLocked forgets buckets that have refilled; a full bucket carries no
-// state worth keeping. If none has, it forgets the least recently used half.
+// sweepLocked forgets buckets that have refilled, since a full bucket
+// carries no state worth keeping. If that frees less than half, it forgets
+// buckets at random (map order) down to half: a peer evicted early merely
+// gets a fresh burst.
 func (l *limiter) sweepLocked(now time.Time) {
 	refill := time.Duration(float64(l.burst) / float64(l.rate) * float64(time.Second))
 	for k, b := range l.buckets {
@@ -291,17 +293,11 @@ func (l *limiter) sweepLocked(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
-	if len(l.buckets) < maxBuckets {
-		return
-	}
-	cut := now.Add(-refill / 2)
-	for k, b := range l.buckets {
-		if b.used.Before(cut) || len(l.buckets) >= maxBuckets {
-			delete(l.buckets, k)
-		}
+	for k := range l.buckets {
 		if len(l.buckets) < maxBuckets/2 {
 			return
 		}
+		delete(l.buckets, k)
 	}
 }
 
