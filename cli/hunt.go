@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/huntmesh/huntmesh/collectors/yarascan"
 	"github.com/huntmesh/huntmesh/node"
 	"github.com/huntmesh/huntmesh/tasks"
 )
@@ -42,6 +44,10 @@ type huntFlags struct {
 	maxRows       int
 	returnRecords bool
 	analyst       string
+	yaraFiles     []string
+	readBPS       int64
+	maxRecords    int
+	wallTime      time.Duration
 }
 
 func newHuntRunCmd(g *globals) *cobra.Command {
@@ -78,6 +84,11 @@ completeness line: how many of the live nodes answered, and which stayed silent.
 	fl.IntVar(&f.maxRows, "max-rows", 0, "cap on rows each node sends back")
 	fl.BoolVar(&f.returnRecords, "return-records", false, "send back every record, not only detections")
 	fl.StringVar(&f.analyst, "analyst", "", "who is asking, for the nodes' audit logs")
+	fl.StringArrayVar(&f.yaraFiles, "yara", nil,
+		"YARA rule file for the files and yara-memory collectors (repeatable)")
+	fl.Int64Var(&f.readBPS, "read-bps", 0, "ask nodes to read at most this many bytes/s per collector")
+	fl.IntVar(&f.maxRecords, "max-records", 0, "ask nodes to stop each collector after this many records")
+	fl.DurationVar(&f.wallTime, "wall-time", 0, "ask nodes to stop each collector after this long")
 	return cmd
 }
 
@@ -100,6 +111,27 @@ func (f *huntFlags) iocs() []tasks.IoC {
 	add(tasks.IoCSHA256, f.iocSHA256)
 	add(tasks.IoCCmdline, f.iocCmdline)
 	return out
+}
+
+// yaraIoCs reads the --yara files and compiles them here first, so a rule
+// that does not compile is refused with the compiler's line before any node
+// sees it.
+func (f *huntFlags) yaraIoCs() ([]tasks.IoC, error) {
+	var out []tasks.IoC
+	for _, path := range f.yaraFiles {
+		text, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read --yara file: %w", err)
+		}
+		rules, err := yarascan.Compile([]yarascan.Source{{Name: filepath.Base(path), Text: string(text)}})
+		if err != nil {
+			return nil, fmt.Errorf("--yara %s: %w", path, err)
+		}
+		rules.Destroy()
+		out = append(out, tasks.IoC{Type: tasks.IoCYARA, Value: string(text), Severity: "high",
+			Source: filepath.Base(path)})
+	}
+	return out, nil
 }
 
 func (f *huntFlags) collectorSpecs() ([]tasks.CollectorSpec, error) {
@@ -152,6 +184,10 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 	if err != nil {
 		return err
 	}
+	yaraIoCs, err := f.yaraIoCs()
+	if err != nil {
+		return err
+	}
 
 	client, err := node.Dial(g.dataDir)
 	if err != nil {
@@ -178,10 +214,12 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 			Analyst:  f.analyst,
 		},
 		Collectors:    specs,
-		IoCs:          f.iocs(),
+		IoCs:          append(f.iocs(), yaraIoCs...),
 		Root:          f.root,
 		MaxRows:       f.maxRows,
 		ReturnRecords: f.returnRecords,
+		Budget: tasks.Budget{ReadBytesPerSec: f.readBPS, MaxRecords: f.maxRecords,
+			WallTime: f.wallTime},
 	}
 	if err := hunt.Selector.Validate(); err != nil {
 		return fmt.Errorf("--target: %w", err)
