@@ -69,6 +69,14 @@ type Config struct {
 
 	// Logger receives operator events.
 	Logger *slog.Logger
+
+	// IntelRetroWindow is how far back stored records are matched again
+	// when the intel set gains indicators; zero means 24 hours.
+	IntelRetroWindow time.Duration
+
+	// IntelSyncInterval is how often the node compares its intel set with
+	// a random peer's; zero means 15 s. New connections sync at once.
+	IntelSyncInterval time.Duration
 }
 
 // DefaultConfig returns a config for a node keeping its state in dataDir.

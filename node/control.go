@@ -32,6 +32,9 @@ type Request struct {
 
 	// TaskID names the task, for results.
 	TaskID string `json:"task_id,omitempty"`
+
+	// Intel is the request of op intel.
+	Intel *IntelRequest `json:"intel,omitempty"`
 }
 
 // Info describes the local node.
@@ -47,13 +50,14 @@ type Info struct {
 
 // Response is one line the node writes back.
 type Response struct {
-	Error        string        `json:"error,omitempty"`
-	Info         *Info         `json:"info,omitempty"`
-	Peers        []PeerView    `json:"peers,omitempty"`
-	TaskID       string        `json:"task_id,omitempty"`
-	Result       *tasks.Result `json:"result,omitempty"`
-	Completeness *Completeness `json:"completeness,omitempty"`
-	Done         bool          `json:"done,omitempty"`
+	Error        string         `json:"error,omitempty"`
+	Info         *Info          `json:"info,omitempty"`
+	Peers        []PeerView     `json:"peers,omitempty"`
+	TaskID       string         `json:"task_id,omitempty"`
+	Result       *tasks.Result  `json:"result,omitempty"`
+	Completeness *Completeness  `json:"completeness,omitempty"`
+	Intel        *IntelResponse `json:"intel,omitempty"`
+	Done         bool           `json:"done,omitempty"`
 }
 
 // ServeControl listens on the control socket until ctx ends. The socket is
@@ -131,6 +135,8 @@ func (n *Node) serveConn(ctx context.Context, conn net.Conn) {
 		n.serveHunt(ctx, req, send)
 	case "results":
 		n.serveResults(req, send)
+	case "intel":
+		n.serveIntel(ctx, req.Intel, send)
 	default:
 		n.count("control/bad-request")
 		send(Response{Error: fmt.Sprintf("control request: unknown op %q (want info, peers, hunt, results)",

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/huntmesh/huntmesh/collectors"
-	"github.com/huntmesh/huntmesh/intel"
 	"github.com/huntmesh/huntmesh/tasks"
 )
 
@@ -25,7 +24,14 @@ const rowsPerPart = 500
 func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*tasks.Result {
 	res := n.newResult(h.ID, tasks.StatusFinished, "")
 
-	matcher, err := intel.Compile(h.IoCs, intel.CompileOptions{Now: time.Now()})
+	// The shared intel set, merged with the hunt's own IoCs; its YARA rules
+	// go to YARA-scanning collectors that bring none.
+	matcher, err := n.huntMatcher(h.IoCs)
+	if err == nil {
+		withRules := *h
+		withRules.Collectors = withIntelRules(h.Collectors, matcher)
+		h = &withRules
+	}
 	if err != nil {
 		log.Warn("hunt refused", "reason", "iocs", "err", err)
 		res.Status, res.Reason = tasks.StatusFailed, "compile iocs: "+summarizeErr(err)

@@ -54,6 +54,9 @@ type Node struct {
 	// counters count refusals and other events by name.
 	counters map[string]uint64
 
+	// intel is the shared IoC set and its sync (intel.go).
+	intel *intelNode
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -118,6 +121,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := m.Join(TopicTasks, n.validateTask, n.handleTask); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("join task topic: %w", err)
+	}
+	if err := n.startIntel(); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("start intel: %w", err)
 	}
 	n.log.Info("node started", "host", cfg.Host, "addrs", m.Addrs(), "labels", cfg.Labels,
 		"trusted_keys", trust.Len())

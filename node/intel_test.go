@@ -1,0 +1,307 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huntmesh/huntmesh/intel"
+	"github.com/huntmesh/huntmesh/store"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// intelOps stamps ops with a fresh clock as the analyst's tool would.
+func intelOps(a analyst, op string, iocs ...tasks.IoC) []tasks.IntelOp {
+	clock := intel.NewClock(nil)
+	out := make([]tasks.IntelOp, len(iocs))
+	for i, ioc := range iocs {
+		c := clock.Now()
+		out[i] = tasks.IntelOp{Op: op, IoC: ioc, Origin: tasks.KeyID(a.pub),
+			Clock: tasks.IntelClock{Wall: c.Wall, Logical: c.Logical}}
+	}
+	return out
+}
+
+// sealIntel signs ops as intel updates of at most 64 KiB each.
+func sealIntel(t *testing.T, a analyst, ops []tasks.IntelOp) [][]byte {
+	t.Helper()
+	envs, err := tasks.SealIntel(a.priv, ops, tasks.DefaultPolicy().MaxSize, func() tasks.Header {
+		now := time.Now().UTC()
+		return tasks.Header{ID: tasks.NewID(now), IssuedAt: now,
+			NotAfter: now.Add(tasks.IntelLifetime)}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envs
+}
+
+// issue hands updates to n and fails the test on a refusal.
+func issue(t *testing.T, n *Node, envs [][]byte) {
+	t.Helper()
+	for _, raw := range envs {
+		if _, _, err := n.IssueIntel(context.Background(), raw); err != nil {
+			t.Fatalf("issue intel on %s: %v", n.cfg.Host, err)
+		}
+	}
+}
+
+// waitDigests waits until every node holds the same intel digest and
+// returns how long that took.
+func waitDigests(t *testing.T, limit time.Duration, nodes ...*Node) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		same := true
+		for _, n := range nodes[1:] {
+			if n.IntelDigest() != nodes[0].IntelDigest() {
+				same = false
+			}
+		}
+		if same {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			var ds []string
+			for _, n := range nodes {
+				ds = append(ds, n.cfg.Host+"="+n.IntelDigest()[:12])
+			}
+			t.Fatalf("digests differ after %s: %s", limit, strings.Join(ds, " "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestIntelConvergesAfterPartition(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	a := newAnalyst(t)
+	trust := writeTrust(t, "intel", a)
+	// The sync timer is far off: convergence must come from the new
+	// connection, not from a lucky tick.
+	slow := func(c *Config) { c.IntelSyncInterval = time.Hour }
+	na := startNode(t, "node-a", trust, slow)
+	nb := startNode(t, "node-b", trust, func(c *Config) { slow(c); c.Peers = na.Addrs()[:1] })
+	cDir := t.TempDir()
+	nc := startNode(t, "node-c", trust, func(c *Config) { slow(c); c.DataDir = cDir })
+	waitLive(t, na, nb)
+
+	pool := tasks.IoC{Type: tasks.IoCIP, Value: "192.0.2.25", Severity: "high"}
+	issue(t, na, sealIntel(t, a, intelOps(a, tasks.IntelAdd, pool)))
+	issue(t, nb, sealIntel(t, a, intelOps(a, tasks.IntelAdd,
+		tasks.IoC{Type: tasks.IoCDomain, Value: "pool.example.net"})))
+	// Made on the cut-off node: a later remove of A's address and an add.
+	issue(t, nc, sealIntel(t, a, intelOps(a, tasks.IntelRemove, pool)))
+	issue(t, nc, sealIntel(t, a, intelOps(a, tasks.IntelAdd,
+		tasks.IoC{Type: tasks.IoCPort, Value: "3333"})))
+
+	// Enough single updates that the node which pulls them asks its other
+	// peers to pull too, instead of publishing them all again.
+	for i := range spreadPublishMax + 6 {
+		issue(t, nc, sealIntel(t, a, intelOps(a, tasks.IntelAdd, tasks.IoC{
+			Type: tasks.IoCMD5, Value: strings.Repeat("0", 28) + hex4(i)})))
+	}
+
+	waitDigests(t, 10*time.Second, na, nb)
+	if nc.IntelDigest() == na.IntelDigest() {
+		t.Fatal("the cut-off node already holds the others' set")
+	}
+
+	// The link returns.
+	if err := nc.mesh.Connect(context.Background(), na.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	took := waitDigests(t, 5*time.Second, na, nb, nc)
+	t.Logf("three nodes converged %s after the link returned", took)
+
+	got := map[string]bool{}
+	for _, ioc := range nb.IntelSet() {
+		got[ioc.Type+" "+ioc.Value] = true
+	}
+	want := map[string]bool{"domain pool.example.net": true, "port 3333": true}
+	if len(got) != len(want)+spreadPublishMax+6 || !got["domain pool.example.net"] ||
+		!got["port 3333"] || got["ip 192.0.2.25"] {
+		t.Fatalf("set on node-b = %v, want %v (the later remove wins)", got, want)
+	}
+
+	// The set survives a restart on the same data dir.
+	digest := nc.IntelDigest()
+	nc.Close()
+	nc = startNode(t, "node-c", trust, func(c *Config) { slow(c); c.DataDir = cDir })
+	if nc.IntelDigest() != digest {
+		t.Fatalf("digest after restart %s, want %s", nc.IntelDigest(), digest)
+	}
+}
+
+func TestIntelRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	intelKey, huntKey := newAnalyst(t), newAnalyst(t)
+	// Both keys in one trust file, each with its own role.
+	both := filepath.Join(t.TempDir(), "trust")
+	lines := "intel " + tasks.FormatPublicKey(intelKey.pub, "intel-analyst") + "\n" +
+		"hunt " + tasks.FormatPublicKey(huntKey.pub, "hunter") + "\n"
+	if err := os.WriteFile(both, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, "node-r", both, nil)
+
+	issue(t, n, sealIntel(t, intelKey, intelOps(intelKey, tasks.IntelAdd,
+		tasks.IoC{Type: tasks.IoCPort, Value: "3333"})))
+	before := n.IntelDigest()
+
+	yaraBomb := "rule broken { strings: $a = \"x\" condition: $a and }"
+	cases := []struct {
+		name   string
+		key    analyst
+		ioc    tasks.IoC
+		reason string
+	}{
+		{"key without the intel role", huntKey,
+			tasks.IoC{Type: tasks.IoCIP, Value: "203.0.113.77"}, "role"},
+		{"catastrophic expression", intelKey,
+			tasks.IoC{Type: tasks.IoCCmdlineRE, Value: "((a{1000}){1000}){1000}"}, "content"},
+		{"yara that does not compile", intelKey,
+			tasks.IoC{Type: tasks.IoCYARA, Value: yaraBomb}, "content"},
+		{"malformed address", intelKey,
+			tasks.IoC{Type: tasks.IoCIP, Value: "999.1.1.1"}, "content"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			envs := sealIntel(t, tc.key, intelOps(tc.key, tasks.IntelAdd, tc.ioc))
+			_, _, err := n.IssueIntel(context.Background(), envs[0])
+			if err == nil {
+				t.Fatal("update accepted")
+			}
+			if got := n.Counters()["intel-refused/"+tc.reason]; got == 0 {
+				t.Fatalf("no intel-refused/%s counted: %v (err %v)", tc.reason, n.Counters(), err)
+			}
+			if n.IntelDigest() != before {
+				t.Fatal("a refused update changed the set")
+			}
+		})
+	}
+	t.Run("origin other than the signer", func(t *testing.T) {
+		ops := intelOps(intelKey, tasks.IntelAdd, tasks.IoC{Type: tasks.IoCPort, Value: "4444"})
+		ops[0].Origin = "someone-else"
+		_, _, err := n.IssueIntel(context.Background(), sealIntel(t, intelKey, ops)[0])
+		if !errors.Is(err, errIntelRefused) {
+			t.Fatalf("err %v, want a content refusal", err)
+		}
+	})
+	// The node kept its previous set and still matches with it.
+	m, err := n.huntMatcher(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tasks.Record{Kind: tasks.KindConnection, Fields: map[string]any{"remote_port": int64(3333)}}
+	if len(m.Match(&rec)) != 1 {
+		t.Fatal("the previous set no longer matches")
+	}
+}
+
+func TestIntelRetroHuntAndHuntMerge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	a := newAnalyst(t)
+	n := startNode(t, "node-retro", writeTrust(t, "intel", a), nil)
+
+	// Records stored an hour before the indicator exists.
+	old := time.Now().Add(-time.Hour).UTC()
+	recs := []tasks.Record{
+		{Kind: tasks.KindConnection, Time: old, Host: "node-retro", Collector: "connections",
+			Fields: map[string]any{"remote_address": "203.0.113.77", "remote_port": int64(443)}},
+		{Kind: tasks.KindConnection, Time: old, Host: "node-retro", Collector: "connections",
+			Fields: map[string]any{"remote_address": "198.51.100.1", "remote_port": int64(443)}},
+	}
+	if err := n.store.PutRecords("01EARLIERHUNT", recs); err != nil {
+		t.Fatal(err)
+	}
+	c2 := tasks.IoC{Type: tasks.IoCIP, Value: "203.0.113.77", Severity: "critical",
+		Tags: []string{"cryptominersgroup"}}
+	issue(t, n, sealIntel(t, a, intelOps(a, tasks.IntelAdd, c2)))
+
+	var dets []tasks.Detection
+	deadline := time.Now().Add(10 * time.Second)
+	for len(dets) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		err := n.store.Detections(context.Background(), store.Filter{TaskID: RetroTaskID},
+			func(d tasks.Detection) error {
+				dets = append(dets, d)
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(dets) != 1 || dets[0].IoCValue != "203.0.113.77" || dets[0].Severity != "critical" {
+		t.Fatalf("retro detections = %+v, want one for 203.0.113.77", dets)
+	}
+	if st := n.IntelStatus(); st.Retro.Detections != 1 || st.Retro.Records != 2 {
+		t.Fatalf("retro report %+v, want 2 records and 1 detection", st.Retro)
+	}
+
+	// A hunt's own IoCs are merged with the shared set for that hunt.
+	m, err := n.huntMatcher([]tasks.IoC{{Type: tasks.IoCPort, Value: "3333"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != 2 {
+		t.Fatalf("merged matcher holds %d IoCs, want 2", m.Len())
+	}
+	if _, err := n.huntMatcher([]tasks.IoC{{Type: tasks.IoCIP, Value: "nope"}}); err == nil {
+		t.Fatal("a hunt's invalid IoC was accepted")
+	}
+	if shared := n.intel.sharedMatcher(); shared != n.intel.sharedMatcher() {
+		t.Fatal("the shared matcher is compiled again without a change")
+	}
+}
+
+func TestIntelBundleAcrossMeshes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	a := newAnalyst(t)
+	trust := writeTrust(t, "intel", a)
+	src := startNode(t, "enclave-a", trust, nil)
+	dst := startNode(t, "enclave-b", trust, nil) // never connected to src
+	var iocs []tasks.IoC
+	for i := range 2000 {
+		iocs = append(iocs, tasks.IoC{Type: tasks.IoCSHA256,
+			Value: strings.Repeat("0", 60) + hex4(i), Source: "feed"})
+	}
+	envs := sealIntel(t, a, intelOps(a, tasks.IntelAdd, iocs...))
+	if len(envs) < 2 {
+		t.Fatalf("2000 hashes sealed into %d update, want several", len(envs))
+	}
+	issue(t, src, envs)
+
+	var bundle [][]byte
+	src.exportIntel(func(r Response) bool {
+		bundle = append(bundle, r.Intel.Envelopes...)
+		return true
+	})
+	if len(bundle) != len(envs) {
+		t.Fatalf("export holds %d updates, want %d", len(bundle), len(envs))
+	}
+	issue(t, dst, bundle)
+	issue(t, dst, bundle) // a second import changes nothing
+	if dst.IntelDigest() != src.IntelDigest() {
+		t.Fatal("the bundle did not give the same set")
+	}
+	if st := dst.IntelStatus(); st.Active != 2000 || st.Updates != len(envs) {
+		t.Fatalf("status %+v, want 2000 active in %d updates", st, len(envs))
+	}
+}
+
+func hex4(i int) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[i>>12&15], digits[i>>8&15], digits[i>>4&15], digits[i&15]})
+}
