@@ -250,3 +250,6 @@ func run(t *testing.T, c collectors.Collector, budget collectors.Budget, blobs c
 	err := collectors.Run(ctx, c, env, []byte(params))
 	return recs, env.Stats.Summary(), err
 }
+
+// timeAfter is time.After in milliseconds.
+func timeAfter(ms int) <-chan time.Time { return time.After(time.Duration(ms) * time.Millisecond) }
