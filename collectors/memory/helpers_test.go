@@ -79,7 +79,7 @@ var (
 )
 
 // buildChild compiles the child program once per test binary.
-func buildChild(t *testing.T) string {
+func buildChild(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "memory-child-")
@@ -133,7 +133,7 @@ func (c *child) kill() {
 
 // startChild runs the child with ballastMiB MiB of extra heap, waits until
 // the marker is built, and skips the test if its memory cannot be read.
-func startChild(t *testing.T, ballastMiB int) *child {
+func startChild(t testing.TB, ballastMiB int) *child {
 	t.Helper()
 	bin := buildChild(t)
 	cmd := exec.Command(bin, fmt.Sprint(ballastMiB))
@@ -169,7 +169,7 @@ func startChild(t *testing.T, ballastMiB int) *child {
 
 // requireMemAccess skips the test when this process may not read the
 // child's memory (ptrace restrictions, no root).
-func requireMemAccess(t *testing.T, pid int) {
+func requireMemAccess(t testing.TB, pid int) {
 	t.Helper()
 	p, err := openProc(DefaultProcRoot, pid)
 	if err != nil {

@@ -153,6 +153,8 @@ func (c *Memdump) Collect(ctx context.Context, env *collectors.Env, raw json.Raw
 		return fmt.Errorf("memdump pid %d: %w", p.pid, dumpErr)
 	}
 
+	msg := fmt.Sprintf("memory of pid %d (%s): %d bytes from %d regions",
+		p.pid, p.name, put.size, len(d.entries))
 	fields := map[string]any{
 		"blob_sha256":  put.sha,
 		"size":         put.size,
@@ -160,14 +162,13 @@ func (c *Memdump) Collect(ctx context.Context, env *collectors.Env, raw json.Raw
 		"pid":          int64(p.pid),
 		"process_name": p.name,
 		"map":          d.entries,
-		"message": fmt.Sprintf("memory of pid %d (%s): %d bytes from %d regions",
-			p.pid, p.name, put.size, len(d.entries)),
 	}
 	if d.exited {
 		env.Stats.Skip("exited", p.label())
 		fields["exited"] = true
-		fields["message"] = fields["message"].(string) + ", process exited during the dump"
+		msg += ", process exited during the dump"
 	}
+	fields["message"] = msg
 	env.Logger.Debug("memdump done", "pid", p.pid, "bytes", put.size,
 		"regions", len(d.entries), "exited", d.exited, "dur", time.Since(began))
 	return env.Emit(tasks.Record{Kind: tasks.KindBlob, Source: "live", Fields: fields})
@@ -239,7 +240,8 @@ func (d *dumper) run(ctx context.Context, regs []Region, w io.Writer) error {
 
 // copyRegion reads size bytes from addr in chunks and writes them to w. It
 // returns how many bytes were written and why it stopped early.
-func (d *dumper) copyRegion(ctx context.Context, addr uint64, size int64, w io.Writer) (int64, error) {
+func (d *dumper) copyRegion(ctx context.Context, addr uint64, size int64,
+	w io.Writer) (int64, error) {
 	if d.buf == nil {
 		d.buf = make([]byte, chunkSize)
 	}
