@@ -64,6 +64,7 @@ on any node. There is no central server.`,
 		newResultsCmd(g),
 		newPeersCmd(g),
 		newStatusCmd(g),
+		newIntelCmd(g),
 	)
 	return root
 }
