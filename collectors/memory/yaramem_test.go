@@ -135,10 +135,10 @@ func TestYaraMemoryInjectedRules(t *testing.T) {
 
 func TestYaraMemoryExitDuringScan(t *testing.T) {
 	// 64 MiB of heap at 4 MiB/s takes many seconds to scan; the child is
-	// killed well before the scan can finish.
+	// killed well before the scan can finish, and well after it began.
 	c := startChild(t, 64)
 	go func() {
-		<-timeAfter(300)
+		<-timeAfter(1000)
 		c.kill()
 	}()
 	recs, sum, err := run(t, &YaraMemory{}, collectors.Budget{ReadBytesPerSec: 4 << 20}, nil,
