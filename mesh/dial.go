@@ -125,8 +125,11 @@ func (m *Mesh) dialDue() {
 	for _, info := range due {
 		go func() {
 			defer func() { done <- struct{}{} }()
+			// Our own backoff paces these dials; libp2p's (5 s and up
+			// after any failure) would otherwise stack on top of it.
 			ctx, cancel := context.WithTimeout(m.ctx, dialTimeout)
 			defer cancel()
+			ctx = network.WithForceDirectDial(ctx, "redial")
 			if err := m.host.Connect(ctx, info); err != nil {
 				m.log.Debug("redial failed", "peer", info.ID.String(), "err", err)
 			}

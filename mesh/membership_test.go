@@ -255,32 +255,51 @@ func FuzzDecodeKnownPeers(f *testing.F) {
 
 func TestStaticPeerRedialled(t *testing.T) {
 	b := newTestMesh(t, nil)
-	connects := make(chan string, 8)
 	a := newTestMesh(t, func(c *Config) { c.StaticPeers = []string{b.Addrs()[0]} })
-	a.OnConnect(func(p string) { connects <- p })
-	waitFor(t, "first connection", func() bool { return a.connectedTo(b.ID()) })
-
-	// The hook may have been registered after the first connection; drop it
-	// from B's side and A must come back on its own, firing the hook.
-	for len(connects) > 0 {
-		<-connects
-	}
-	pid, err := peer.Decode(a.ID())
+	waitFor(t, "first connection, seen from both sides", func() bool {
+		return a.connectedTo(b.ID()) && b.connectedTo(a.ID())
+	})
+	bid, err := peer.Decode(b.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.host.Network().ClosePeer(pid); err != nil {
+	old := map[string]bool{}
+	for _, c := range a.host.Network().ConnsToPeer(bid) {
+		old[c.ID()] = true
+	}
+
+	// Drop the connection from B's side; A must dial a new one by itself.
+	aid, err := peer.Decode(a.ID())
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := b.host.Network().ClosePeer(aid); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new connection from A", func() bool {
+		for _, c := range a.host.Network().ConnsToPeer(bid) {
+			if !old[c.ID()] {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestOnConnect(t *testing.T) {
+	a := newTestMesh(t, nil)
+	b := newTestMesh(t, nil)
+	got := make(chan string, 4)
+	a.OnConnect(func(p string) { got <- p })
+	connect(t, b, a)
 	select {
-	case p := <-connects:
+	case p := <-got:
 		if p != b.ID() {
 			t.Fatalf("hook got %s, want %s", p, b.ID())
 		}
 	case <-time.After(waitTimeout):
-		t.Fatal("no reconnection within the deadline")
+		t.Fatal("OnConnect hook not called")
 	}
-	waitFor(t, "connected again", func() bool { return a.connectedTo(b.ID()) })
 }
 
 func TestRateLimit(t *testing.T) {

@@ -288,7 +288,9 @@ func (m *Mesh) OnConnect(fn func(peer string)) {
 }
 
 // Counters returns a snapshot of the mesh's counters, such as
-// "drop/<topic>/<reason>", "publish/<topic>" and "call/in/<proto>".
+// "drop/<topic>/<reason>" (too-large, rate-limit, rejected, ignored),
+// "refused/<topic>/too-large", "publish/<topic>", "deliver/<topic>",
+// "call/in/<proto>", "call/out/<proto>" and "call/fail/<proto>".
 func (m *Mesh) Counters() map[string]uint64 { return m.stats.snapshot() }
 
 // Close stops discovery, gossip, streams and the host, saves the known

@@ -153,7 +153,8 @@ func TestFrames(t *testing.T) {
 	}
 	t.Run("huge length refused before allocation", func(t *testing.T) {
 		hdr := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
-		if _, err := readFrame(bufio.NewReader(bytes.NewReader(hdr)), 1<<20); !errors.Is(err, ErrTooLarge) {
+		_, err := readFrame(bufio.NewReader(bytes.NewReader(hdr)), 1<<20)
+		if !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("err = %v, want ErrTooLarge", err)
 		}
 	})

@@ -132,7 +132,7 @@ func (m *Mesh) readTopic(j *joined, handler func(from string, data []byte)) {
 // refuses fails too.
 func (m *Mesh) Publish(ctx context.Context, topic string, data []byte) error {
 	if len(data) > m.cfg.MaxMessageSize {
-		m.stats.add("drop/" + topic + "/" + dropTooLarge)
+		m.stats.add("refused/" + topic + "/" + dropTooLarge)
 		return fmt.Errorf("publish %s: %d bytes over %d: %w",
 			topic, len(data), m.cfg.MaxMessageSize, ErrTooLarge)
 	}
