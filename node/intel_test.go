@@ -305,3 +305,41 @@ func hex4(i int) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[i>>12&15], digits[i>>8&15], digits[i>>4&15], digits[i&15]})
 }
+
+func TestWithIntelRules(t *testing.T) {
+	rule := "rule stratum_url { strings: $a = \"stratum+tcp://\" condition: $a }"
+	m, err := intel.Compile([]tasks.IoC{{Type: tasks.IoCYARA, Value: rule}}, intel.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []tasks.CollectorSpec{
+		{Name: "files", Params: []byte(`{"roots":["/tmp"]}`)},
+		{Name: "yara-memory"},
+		{Name: "files", Params: []byte(`{"yara":[{"name":"own","text":"rule own { condition: true }"}]}`)},
+		{Name: "processes"},
+	}
+	got := withIntelRules(specs, m)
+	for _, tc := range []struct {
+		name string
+		i    int
+		want string
+	}{
+		{"files without rules gets the shared rules", 0, "stratum_url"},
+		{"yara-memory without rules gets the shared rules", 1, "stratum_url"},
+		{"a hunt's own rules are kept", 2, "rule own"},
+		{"other collectors are untouched", 3, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := string(got[tc.i].Params)
+			if tc.want == "" && p != "" || !strings.Contains(p, tc.want) {
+				t.Fatalf("params %s, want %q", p, tc.want)
+			}
+			if tc.i == 2 && strings.Contains(p, "stratum_url") {
+				t.Fatal("shared rules added beside the hunt's own")
+			}
+		})
+	}
+	if string(specs[0].Params) != `{"roots":["/tmp"]}` {
+		t.Fatal("the hunt's specs were changed")
+	}
+}
