@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/huntmesh/huntmesh/collectors"
+	"github.com/huntmesh/huntmesh/collectors/logs"
 	"github.com/huntmesh/huntmesh/tasks"
 )
 
@@ -52,6 +53,11 @@ type Config struct {
 	// demos where several nodes share one machine.
 	ReplayProcesses   string
 	ReplayConnections string
+
+	// Logs are the log files the logs collector reads (under Root) when a
+	// hunt names no sources: the EDR, Sysmon, cloud or flow exports an
+	// operator points this node at.
+	Logs []logs.Source
 
 	// Budget is the ceiling for every collector run; a hunt may ask for
 	// less, never more.

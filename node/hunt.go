@@ -42,6 +42,13 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		res.Status, res.Reason = tasks.StatusFailed, summarizeErr(err)
 		return []*tasks.Result{res}
 	}
+	// Detection rules and chained rules (chain.go).
+	adapt, err := n.newAdaptive(h, matcher, log)
+	if err != nil {
+		log.Warn("hunt refused", "reason", "rules", "err", err)
+		res.Status, res.Reason = tasks.StatusFailed, summarizeErr(err)
+		return []*tasks.Result{res}
+	}
 
 	maxRows := n.cfg.MaxRows
 	if h.MaxRows > 0 && h.MaxRows < maxRows {
@@ -69,13 +76,18 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		batch = batch[:0]
 	}
 
-	for _, spec := range h.Collectors {
+	// The hunt's own collectors, then each chained step as it triggers.
+	for queue := plan(h.Collectors); len(queue) > 0; queue = append(queue[1:],
+		adapt.take(h.NotAfter)...) {
+		spec, step := queue[0].spec, queue[0].step
 		c, _ := n.reg.Get(spec.Name)
 		env := collectors.NewEnv(spec.Name, root, n.cfg.Host, budget, log, func(rec tasks.Record) error {
 			res.TotalRecords++
 			batch = append(batch, rec)
-			for _, d := range onePerIoC(matcher.Match(&rec)) {
+			found := append(onePerIoC(matcher.Match(&rec)), adapt.detect(&rec, step)...)
+			for _, d := range found {
 				d.TaskID = h.ID
+				adapt.observe(&d, step)
 				res.TotalDetections++
 				if len(dets) < maxRows {
 					dets = append(dets, d)
@@ -97,7 +109,7 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		flush()
 		sum := env.Stats.Summary()
 		cs := tasks.CollectorSummary{
-			Name: spec.Name, Emitted: sum.Emitted, Skipped: sum.Skipped, Samples: sum.Samples,
+			Name: queue[0].name(), Emitted: sum.Emitted, Skipped: sum.Skipped, Samples: sum.Samples,
 			CutBy: sum.CutBy, Elapsed: time.Since(start),
 		}
 		if err != nil {
@@ -195,6 +207,8 @@ func (n *Node) nodeParams(spec tasks.CollectorSpec) json.RawMessage {
 		key, val = "snapshot", n.cfg.ReplayConnections
 	case spec.Name == "system" && len(n.cfg.Labels) > 0:
 		key, val = "labels", n.cfg.Labels
+	case spec.Name == "logs" && len(n.cfg.Logs) > 0:
+		key, val = "sources", n.cfg.Logs
 	default:
 		return spec.Params
 	}

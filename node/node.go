@@ -54,6 +54,9 @@ type Node struct {
 	// counters count refusals and other events by name.
 	counters map[string]uint64
 
+	// chainLim rate limits chained rules (chain.go); it has its own lock.
+	chainLim chainLimits
+
 	// intel is the shared IoC set and its sync (intel.go).
 	intel *intelNode
 

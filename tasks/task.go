@@ -82,6 +82,17 @@ type Hunt struct {
 	// ReturnRecords asks nodes to stream back every record, not only the
 	// detections (still capped by MaxRows).
 	ReturnRecords bool `json:"return_records,omitempty"`
+
+	// Rules are CEL detection rules applied to every record (chain.go).
+	Rules []Rule `json:"rules,omitempty"`
+
+	// Chains are chained rules: follow-up collection on a node when a
+	// matching detection appears there (chain.go).
+	Chains []Chain `json:"chains,omitempty"`
+
+	// Every, when set, makes nodes run the hunt again at this interval
+	// until NotAfter; each run's results carry the run number.
+	Every time.Duration `json:"every,omitempty"`
 }
 
 // Status is a node's outcome for one task.

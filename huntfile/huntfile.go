@@ -1,0 +1,371 @@
+// Package huntfile reads hunt files: YAML documents that describe a hunt
+// (collectors and their parameters, indicators, detection rules, chained
+// rules, selector, deadline, budget, recurrence) so that a hunt can be
+// reviewed, versioned and reused. docs/hunts.md documents the format.
+//
+// Load reads a file and the YARA and intel files it includes (relative to
+// the hunt file); Validate checks it without a node; Hunt builds the wire
+// task that an analyst signs.
+package huntfile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/huntmesh/huntmesh/intel"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// MaxFileBytes bounds a hunt file and each file it includes.
+const MaxFileBytes = 4 << 20
+
+// DefaultDeadline is how long nodes accept a hunt whose file sets none.
+const DefaultDeadline = 5 * time.Minute
+
+// File is a parsed hunt file.
+type File struct {
+	// Name and Description say what the hunt is for.
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+
+	// Selector picks the nodes: an expression, or a mapping with expr,
+	// sample and always_high_value.
+	Selector Selector `yaml:"selector"`
+
+	// Deadline is how long nodes accept and run the hunt; Every, when
+	// set, repeats it at that interval until the deadline.
+	Deadline Duration `yaml:"deadline"`
+	Every    Duration `yaml:"every"`
+
+	Budget        Budget      `yaml:"budget"`
+	MaxRows       int         `yaml:"max_rows"`
+	ReturnRecords bool        `yaml:"return_records"`
+	Root          string      `yaml:"root"`
+	Collectors    []Collector `yaml:"collectors"`
+
+	// IoCs are written inline; Intel names intel files (STIX, MISP, CSV,
+	// YARA) whose indicators join them.
+	IoCs  []IoC    `yaml:"iocs"`
+	Intel []string `yaml:"intel"`
+
+	Rules  []Rule  `yaml:"rules"`
+	Chains []Chain `yaml:"chains"`
+
+	// dir is the folder of the file, for includes.
+	dir string
+	// loaded are the indicators read from Intel.
+	loaded []tasks.IoC
+}
+
+// Selector is the YAML form of tasks.Selector; a plain string is its
+// expression.
+type Selector struct {
+	Expr            string `yaml:"expr"`
+	Sample          string `yaml:"sample"`
+	AlwaysHighValue bool   `yaml:"always_high_value"`
+}
+
+// UnmarshalYAML accepts a string or a mapping.
+func (s *Selector) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		s.Expr = n.Value
+		return nil
+	}
+	type plain Selector
+	return n.Decode((*plain)(s))
+}
+
+// Duration is a time.Duration written as "10m" or "1h30m".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: duration %q: want e.g. 90s, 10m, 2h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Budget is the YAML form of tasks.Budget.
+type Budget struct {
+	ReadBytesPerSec int64    `yaml:"read_bytes_per_sec"`
+	MaxRecords      int      `yaml:"max_records"`
+	WallTime        Duration `yaml:"wall_time"`
+	Nice            int      `yaml:"nice"`
+}
+
+// Collector names a collector, its parameters (any YAML mapping, passed
+// on as JSON), and YARA files added to its "yara" parameter.
+type Collector struct {
+	Name   string         `yaml:"name"`
+	Params map[string]any `yaml:"params"`
+	Yara   []string       `yaml:"yara"`
+}
+
+// IoC is the YAML form of tasks.IoC.
+type IoC struct {
+	Type     string   `yaml:"type"`
+	Value    string   `yaml:"value"`
+	Severity string   `yaml:"severity"`
+	Tags     []string `yaml:"tags"`
+}
+
+// Rule is the YAML form of tasks.Rule; the condition is under "when".
+type Rule struct {
+	Name     string   `yaml:"name"`
+	When     string   `yaml:"when"`
+	Severity string   `yaml:"severity"`
+	Tags     []string `yaml:"tags"`
+}
+
+// Chain is the YAML form of tasks.Chain.
+type Chain struct {
+	Name      string         `yaml:"name"`
+	When      When           `yaml:"when"`
+	Collect   []Collector    `yaml:"collect"`
+	Derive    []tasks.Derive `yaml:"derive"`
+	MaxDepth  int            `yaml:"max_depth"`
+	PerMinute int            `yaml:"per_minute"`
+}
+
+// When is the YAML form of tasks.ChainWhen; the CEL condition is "expr".
+type When struct {
+	Tags       []string `yaml:"tags"`
+	IoCTypes   []string `yaml:"ioc_types"`
+	Collectors []string `yaml:"collectors"`
+	Kinds      []string `yaml:"kinds"`
+	Severity   string   `yaml:"severity"`
+	After      string   `yaml:"after"`
+	Expr       string   `yaml:"expr"`
+}
+
+// Load reads the hunt file at path and the files it includes.
+func Load(path string) (*File, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse decodes a hunt file whose includes are relative to dir. Unknown
+// keys are refused, so that a misspelt field is not silently ignored.
+func Parse(data []byte, dir string) (*File, error) {
+	f := &File{dir: dir}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty hunt file")
+		}
+		return nil, fmt.Errorf("decode hunt file: %w", err)
+	}
+	for _, p := range f.Intel {
+		imp, err := intel.ImportFile(f.include(p), time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("intel: %w", err)
+		}
+		f.loaded = append(f.loaded, imp.IoCs...)
+	}
+	return f, nil
+}
+
+// include resolves an included path against the hunt file's folder.
+func (f *File) include(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.dir, p)
+}
+
+// readBounded reads a regular file of at most MaxFileBytes.
+func readBounded(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read hunt file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: not a regular file", path)
+	}
+	if fi.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("read %s: %d bytes, over %d", path, fi.Size(), MaxFileBytes)
+	}
+	return os.ReadFile(path)
+}
+
+// specs turns collectors into wire specs, reading their YARA files.
+func (f *File) specs(cs []Collector, where string) ([]tasks.CollectorSpec, error) {
+	var out []tasks.CollectorSpec
+	for i, c := range cs {
+		if c.Name == "" {
+			return nil, fmt.Errorf("%s %d: name required", where, i)
+		}
+		params := map[string]any{}
+		for k, v := range c.Params {
+			params[k] = v
+		}
+		if len(c.Yara) > 0 {
+			var srcs []any
+			if old, ok := params["yara"].([]any); ok {
+				srcs = old
+			}
+			for _, y := range c.Yara {
+				text, err := readBounded(f.include(y))
+				if err != nil {
+					return nil, fmt.Errorf("%s %s: yara: %w", where, c.Name, err)
+				}
+				srcs = append(srcs, map[string]any{"name": filepath.Base(y), "text": string(text)})
+			}
+			params["yara"] = srcs
+		}
+		spec := tasks.CollectorSpec{Name: c.Name}
+		if len(params) > 0 {
+			raw, err := json.Marshal(params)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: params: %w", where, c.Name, err)
+			}
+			spec.Params = raw
+		}
+		out = append(out, spec)
+	}
+	return out, nil
+}
+
+// Options complete a hunt built from a file.
+type Options struct {
+	// Now is the issue time; zero means the wall clock.
+	Now time.Time
+
+	// ReplyTo is the issuing node's peer ID.
+	ReplyTo string
+
+	// FleetSize is the number of live nodes the issuer sees, for a
+	// sample given as a count.
+	FleetSize int
+
+	// Analyst labels the audit trail.
+	Analyst string
+}
+
+// Hunt builds the wire task. It runs every check Validate can make
+// without a node's collector registry.
+func (f *File) Hunt(o Options) (*tasks.Hunt, error) {
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC()
+	deadline := time.Duration(f.Deadline)
+	if deadline == 0 {
+		deadline = DefaultDeadline
+	}
+	h := &tasks.Hunt{
+		Header: tasks.Header{
+			ID: tasks.NewID(now), Type: tasks.TypeHunt, IssuedAt: now,
+			NotAfter: now.Add(deadline), ReplyTo: o.ReplyTo, Analyst: o.Analyst,
+			Selector: tasks.Selector{Expr: f.Selector.Expr, Sample: f.Selector.Sample,
+				FleetSize: o.FleetSize, AlwaysHighValue: f.Selector.AlwaysHighValue},
+		},
+		Root: f.Root, MaxRows: f.MaxRows, ReturnRecords: f.ReturnRecords,
+		Budget: tasks.Budget{ReadBytesPerSec: f.Budget.ReadBytesPerSec,
+			MaxRecords: f.Budget.MaxRecords, WallTime: time.Duration(f.Budget.WallTime),
+			Nice: f.Budget.Nice},
+		Every: time.Duration(f.Every),
+	}
+	var err error
+	if h.Collectors, err = f.specs(f.Collectors, "collector"); err != nil {
+		return nil, err
+	}
+	if len(h.Collectors) == 0 {
+		return nil, errors.New("collectors: the hunt names none")
+	}
+	for _, c := range f.IoCs {
+		h.IoCs = append(h.IoCs, tasks.IoC{Type: c.Type, Value: c.Value, Severity: c.Severity,
+			Tags: c.Tags, Source: "hunt:" + f.Name})
+	}
+	h.IoCs = append(h.IoCs, f.loaded...)
+	if _, err := intel.Compile(h.IoCs, intel.CompileOptions{Now: now}); err != nil {
+		return nil, fmt.Errorf("iocs: %w", err)
+	}
+	for _, r := range f.Rules {
+		h.Rules = append(h.Rules, tasks.Rule{Name: r.Name, Expr: r.When, Severity: r.Severity,
+			Tags: r.Tags})
+	}
+	if err := tasks.ValidateRules(h.Rules); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	for _, c := range f.Chains {
+		specs, err := f.specs(c.Collect, "chain "+c.Name+" collector")
+		if err != nil {
+			return nil, err
+		}
+		w := tasks.ChainWhen(c.When)
+		h.Chains = append(h.Chains, tasks.Chain{Name: c.Name, When: w, Collect: specs,
+			Derive: c.Derive, MaxDepth: c.MaxDepth, PerMinute: c.PerMinute})
+	}
+	if err := tasks.ValidateChains(h.Chains); err != nil {
+		return nil, fmt.Errorf("chains: %w", err)
+	}
+	if err := h.Selector.Validate(); err != nil {
+		return nil, err
+	}
+	if err := tasks.ValidateEvery(h.Every, h.Header); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Checker validates what only a node can: collector names and
+// parameters, and CEL conditions. node.ValidateHunt satisfies it.
+type Checker func(h *tasks.Hunt) error
+
+// Validate builds the hunt as Hunt does and, when check is set, applies
+// it. A sample given as a count needs fleetSize (the nodes the issuer
+// sees); with fleetSize 0 a count is checked only for form.
+func (f *File) Validate(fleetSize int, check Checker) (*tasks.Hunt, error) {
+	fs := fleetSize
+	if fs <= 0 && f.Selector.Sample != "" && !strings.HasSuffix(f.Selector.Sample, "%") {
+		fs = 1 << 30
+	}
+	h, err := f.Hunt(Options{FleetSize: fs, ReplyTo: "validate"})
+	if err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := check(h); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// CollectorNames lists the collectors a hunt uses, chains included.
+func CollectorNames(h *tasks.Hunt) []string {
+	var out []string
+	for _, c := range h.Collectors {
+		out = append(out, c.Name)
+	}
+	for _, ch := range h.Chains {
+		for _, c := range ch.Collect {
+			out = append(out, c.Name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
