@@ -83,6 +83,9 @@ type Config struct {
 	// IntelSyncInterval is how often the node compares its intel set with
 	// a random peer's; zero means 15 s. New connections sync at once.
 	IntelSyncInterval time.Duration
+
+	// Sim holds the simulator's hooks; zero for a real node.
+	Sim SimHooks
 }
 
 // DefaultConfig returns a config for a node keeping its state in dataDir.

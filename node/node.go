@@ -83,7 +83,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		log.Warn("no trusted analyst keys: this node will refuse every task", "trust_file", cfg.TrustFile)
 	}
 
-	st, err := store.Open(store.DefaultConfig(cfg.DataDir + "/store"))
+	scfg := store.DefaultConfig(cfg.DataDir + "/store")
+	scfg.Logger = log
+	if cfg.Sim.InMemory {
+		scfg.Dir, scfg.InMemory = "", true
+	}
+	st, err := store.Open(scfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -111,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	mcfg.MaxMessageSize = cfg.Policy.MaxSize
 	mcfg.Logger = log
 	mcfg.Presence = n.presence
-	m, err := mesh.New(ctx, mcfg)
+	m, err := cfg.Sim.newMesh(ctx, mcfg)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start mesh: %w", err)

@@ -81,6 +81,9 @@ func (n *Node) handleTask(from string, raw []byte) {
 		n.count("duplicate")
 		return
 	}
+	if n.cfg.Sim.OnTask != nil {
+		n.cfg.Sim.OnTask(h.ID, h.Type)
+	}
 	if err := n.store.PutTask(store.StoredTask{
 		ID: h.ID, Type: h.Type, NotAfter: h.NotAfter, Envelope: raw, Issued: h.ReplyTo == n.ID(),
 	}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // Defaults used by DefaultConfig and for zero fields where noted.
@@ -132,6 +133,15 @@ func (c Config) badgerOptions() badger.Options {
 		// the value log, where GC reclaims them without compaction churn.
 		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(128 << 20)
+	if c.InMemory {
+		// In memory is for the simulator's many stores in one process: a
+		// memtable's arena is allocated whole, so 1 MiB tables and no block
+		// cache (so no compression, which needs one) keep each store to a
+		// few MiB of heap.
+		opt = opt.WithMemTableSize(1 << 20).WithNumMemtables(2).
+			WithBlockCacheSize(0).WithCompression(options.None).
+			WithBaseTableSize(1 << 20)
+	}
 	if len(c.EncryptionKey) > 0 {
 		// Badger requires an index cache when encryption is on.
 		opt = opt.WithEncryptionKey(c.EncryptionKey).WithIndexCacheSize(16 << 20)

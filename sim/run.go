@@ -1,0 +1,146 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/huntmesh/huntmesh/node"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// taskTTL is how long a simulated hunt stays valid: long enough for a
+// partition to heal within it.
+const taskTTL = 10 * time.Minute
+
+// HuntOptions shape one measured hunt.
+type HuntOptions struct {
+	// From is the index of the issuing node.
+	From int
+
+	// Wait bounds how long answers are awaited.
+	Wait time.Duration
+
+	// ExpectDeparted adds the nodes that left to those expected to answer,
+	// as an issuer whose membership view has not caught up with churn would:
+	// they must be reported silent.
+	ExpectDeparted bool
+}
+
+// Hunt issues a hunt from one node and measures it until every running
+// node has answered or Wait ends.
+func (s *Sim) Hunt(ctx context.Context, opt HuntOptions) (*Report, error) {
+	issued, err := s.issue(ctx, opt.From, opt.Wait, opt.ExpectDeparted)
+	if err != nil {
+		return nil, err
+	}
+	return s.report(issued, issued.wait()), nil
+}
+
+// issuedHunt is a hunt in flight and what was known when it left.
+type issuedHunt struct {
+	id       string
+	at       time.Time
+	from     *Node
+	up       []*Node          // running nodes when issued
+	before   map[*Node]counts // traffic when issued
+	expected []node.PeerView
+
+	done chan struct{}     // closed when Await returned
+	comp node.Completeness // set before done is closed
+
+	mu      sync.Mutex
+	answers map[string]time.Time // node ID → final answer arrival
+}
+
+// issue signs a hunt, publishes it from node from, and awaits answers in
+// the background for at most wait.
+func (s *Sim) issue(ctx context.Context, from int, wait time.Duration,
+	expectDeparted bool) (*issuedHunt, error) {
+	nodes := s.Nodes()
+	if from < 0 || from >= len(nodes) || !nodes[from].Up() {
+		return nil, fmt.Errorf("hunt: node %d is not running", from)
+	}
+	src := nodes[from]
+	h := s.scen.hunt(src.ID(), taskTTL)
+	raw, err := tasks.SealTask(s.analyst, tasks.TypeHunt, h, tasks.DefaultPolicy().MaxSize)
+	if err != nil {
+		return nil, fmt.Errorf("seal hunt: %w", err)
+	}
+	ih := &issuedHunt{id: h.ID, from: src, up: s.UpNodes(), before: map[*Node]counts{},
+		answers: map[string]time.Time{}, done: make(chan struct{})}
+	for _, n := range ih.up {
+		ih.before[n] = n.traffic.snapshot()
+	}
+	for _, n := range nodes {
+		if n.Up() || expectDeparted {
+			ih.expected = append(ih.expected, node.PeerView{ID: n.ID(), Host: n.Name, Live: true})
+		}
+	}
+	if err := s.linkTo(src, ih.up); err != nil {
+		return nil, err
+	}
+	ih.at = time.Now()
+	if _, err := src.node.IssueTask(ctx, raw); err != nil {
+		return nil, fmt.Errorf("issue hunt: %w", err)
+	}
+	s.log.Info("hunt issued", "task", h.ID, "from", src.Name, "expected", len(ih.expected))
+	go func() {
+		defer close(ih.done)
+		ih.comp = ih.await(ctx, wait)
+	}()
+	return ih, nil
+}
+
+// wait returns the completeness once the background Await has returned.
+func (ih *issuedHunt) wait() node.Completeness {
+	<-ih.done
+	return ih.comp
+}
+
+// await collects answers until every expected node answered or wait ends.
+func (ih *issuedHunt) await(ctx context.Context, wait time.Duration) node.Completeness {
+	return ih.from.node.Await(ctx, ih.id, ih.expected, wait, func(r *tasks.Result) {
+		if !r.Final {
+			return
+		}
+		ih.mu.Lock()
+		if _, ok := ih.answers[r.Node]; !ok {
+			ih.answers[r.Node] = time.Now()
+		}
+		ih.mu.Unlock()
+	})
+}
+
+// waitDelivered waits until every node in want has the task or until
+// timeout, and returns how many have it.
+func waitDelivered(ctx context.Context, id string, want []*Node, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := 0
+		for _, n := range want {
+			if _, ok := n.arrivedAt(id); ok {
+				got++
+			}
+		}
+		if got == len(want) || time.Now().After(deadline) || ctx.Err() != nil {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// delays returns, for each node in ns, how long after since the task
+// arrived, and how many never got it.
+func delays(id string, ns []*Node, since time.Time) (got []time.Duration, missed int) {
+	for _, n := range ns {
+		t, ok := n.arrivedAt(id)
+		if !ok {
+			missed++
+			continue
+		}
+		got = append(got, max(t.Sub(since), 0))
+	}
+	return got, missed
+}

@@ -1,0 +1,464 @@
+package sim
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/huntmesh/huntmesh/mesh"
+	"github.com/huntmesh/huntmesh/node"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// Sim is a running simulated mesh. Create it with New and stop it with
+// Close. Its methods are safe for concurrent use.
+type Sim struct {
+	cfg     Config
+	log     *slog.Logger
+	nodeLog *slog.Logger
+	mn      mocknet.Mocknet
+	dir     string // trust file, snapshots and node data dirs
+	analyst ed25519.PrivateKey
+	trust   string
+	scen    *scenario
+
+	// Startup cost, measured once by New.
+	heapPerNode  uint64
+	startup      time.Duration
+	goroutinesPN int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the link-conditions loop
+
+	mu sync.Mutex
+	// Fields below are guarded by mu.
+	rng   *rand.Rand
+	nodes []*Node      // by index; an index is never reused
+	links []*linkState // every link ever made, cut ones included
+	cut   map[*linkState]bool
+	group map[*Node]int // partition group while partitioned, else nil
+}
+
+// Node is one simulated node.
+type Node struct {
+	// Index is the node's position in start order.
+	Index int
+	// Name is the node's host name: a scenario host's, or node-NNNN.
+	Name string
+
+	node    *node.Node
+	host    host.Host
+	traffic *traffic
+
+	mu sync.Mutex
+	// Fields below are guarded by mu.
+	up      bool
+	arrived map[string]time.Time // task ID → first arrival at the handler
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() string { return n.host.ID().String() }
+
+// Up reports whether the node is running.
+func (n *Node) Up() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.up
+}
+
+// Node gives access to the real node, for tests and scenarios.
+func (n *Node) Node() *node.Node { return n.node }
+
+// arrivedAt returns when task id reached this node's handler.
+func (n *Node) arrivedAt(id string) (time.Time, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.arrived[id]
+	return t, ok
+}
+
+// onTask is the node's SimHooks.OnTask.
+func (n *Node) onTask(id, _ string) {
+	now := time.Now()
+	n.mu.Lock()
+	if _, ok := n.arrived[id]; !ok {
+		n.arrived[id] = now
+	}
+	n.mu.Unlock()
+}
+
+// New starts cfg.Nodes nodes, links them into a random graph and waits
+// until every node has a gossip peer on the task topic. It measures the
+// heap and goroutines each node costs.
+func New(ctx context.Context, cfg Config) (*Sim, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "huntmesh-sim-")
+	if err != nil {
+		return nil, fmt.Errorf("create sim dir: %w", err)
+	}
+	s := &Sim{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		nodeLog: slog.New(levelFloor{cfg.Logger.Handler(), slog.LevelWarn}),
+		mn:      mocknet.New(),
+		dir:     dir,
+		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
+		cut:     map[*linkState]bool{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency, Bandwidth: cfg.Bandwidth})
+	if err := s.prepare(); err != nil {
+		s.Close()
+		return nil, err
+	}
+
+	// Measure what the nodes cost: heap in use after a GC, before and after.
+	before := heapInUse()
+	g0 := runtime.NumGoroutine()
+	start := time.Now()
+	for i := range cfg.Nodes {
+		if _, err := s.startNode(ctx, i); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	nodes := append([]*Node(nil), s.nodes...)
+	s.mu.Unlock()
+	for _, n := range nodes {
+		if err := s.connect(n, nodes); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := s.waitMeshed(ctx, nodes); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.settle(ctx, nodes)
+	s.startup = time.Since(start)
+	after := heapInUse()
+	if after > before {
+		s.heapPerNode = (after - before) / uint64(cfg.Nodes)
+	}
+	s.goroutinesPN = (runtime.NumGoroutine() - g0) / cfg.Nodes
+
+	if cfg.Jitter > 0 || cfg.Loss > 0 {
+		s.wg.Add(1)
+		go s.conditionLinks()
+	}
+	s.log.Info("sim started", "nodes", cfg.Nodes, "dur", s.startup.Round(time.Millisecond),
+		"heap_per_node", s.heapPerNode, "goroutines_per_node", s.goroutinesPN)
+	return s, nil
+}
+
+// prepare writes the analyst's trust file and loads the scenario.
+func (s *Sim) prepare() error {
+	pub, priv, err := tasks.GenerateKey()
+	if err != nil {
+		return fmt.Errorf("generate analyst key: %w", err)
+	}
+	s.analyst = priv
+	s.trust = filepath.Join(s.dir, "trust")
+	line := "hunt,query,intel " + tasks.FormatPublicKey(pub, "sim-analyst") + "\n"
+	if err := os.WriteFile(s.trust, []byte(line), 0o600); err != nil {
+		return fmt.Errorf("write trust file: %w", err)
+	}
+	s.scen, err = loadScenario(s.cfg.Scenario, s.dir)
+	return err
+}
+
+// startNode starts node i on a fresh mock host.
+func (s *Sim) startNode(ctx context.Context, i int) (*Node, error) {
+	sk, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, fmt.Errorf("node %d key: %w", i, err)
+	}
+	// 100::/64 is the discard-only prefix: these addresses exist only inside
+	// the mock network.
+	addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip6/100::%x/tcp/4242", i+1))
+	if err != nil {
+		return nil, fmt.Errorf("node %d address: %w", i, err)
+	}
+	h, err := s.mn.AddPeer(sk, addr)
+	if err != nil {
+		return nil, fmt.Errorf("node %d mock host: %w", i, err)
+	}
+	sn := &Node{Index: i, host: h, traffic: newTraffic(), arrived: map[string]time.Time{}}
+
+	cfg := node.DefaultConfig(filepath.Join(s.dir, "nodes"))
+	cfg.Listen = []string{addr.String()}
+	cfg.MDNS = false
+	cfg.TrustFile = s.trust
+	cfg.Concurrency = 1
+	cfg.Logger = s.nodeLog
+	s.scen.apply(i, &cfg)
+	sn.Name = cfg.Host
+
+	gsp := pubsub.DefaultGossipSubParams()
+	gsp.HeartbeatInterval = s.cfg.Heartbeat
+	cfg.Sim = node.SimHooks{
+		InMemory: true,
+		OnTask:   sn.onTask,
+		NewMesh: func(ctx context.Context, mc mesh.Config) (*mesh.Mesh, error) {
+			mc.PresenceInterval = s.cfg.PresenceInterval
+			return mesh.NewWithHost(ctx, mc, h,
+				pubsub.WithGossipSubParams(gsp), pubsub.WithRawTracer(sn.traffic))
+		},
+	}
+	n, err := node.New(ctx, cfg)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("start node %d: %w", i, err)
+	}
+	sn.node = n
+	sn.up = true
+	if err := s.scen.seed(n, i, s.cfg.BackgroundRecords); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("seed node %d: %w", i, err)
+	}
+	s.mu.Lock()
+	s.nodes = append(s.nodes, sn)
+	s.mu.Unlock()
+	return sn, nil
+}
+
+// connect links n to its ring successor among peers and to Degree-1 random
+// others, then dials them. The ring keeps the graph connected.
+func (s *Sim) connect(n *Node, peers []*Node) error {
+	var up []*Node
+	for _, p := range peers {
+		if p != n && p.Up() {
+			up = append(up, p)
+		}
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	pick := map[*Node]bool{}
+	for i, p := range peers {
+		if p == n {
+			next := peers[(i+1)%len(peers)]
+			if next != n && next.Up() {
+				pick[next] = true
+			}
+		}
+	}
+	s.mu.Lock()
+	for tries := 0; len(pick) < min(s.cfg.Degree, len(up)) && tries < 10*s.cfg.Degree; tries++ {
+		pick[up[s.rng.IntN(len(up))]] = true
+	}
+	s.mu.Unlock()
+	for p := range pick {
+		if err := s.link(n, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitMeshed waits until every node has a peer in its gossip mesh for the
+// task topic: before the first heartbeats grafted it, a task spreads only
+// by gossip, a heartbeat at a time.
+func (s *Sim) waitMeshed(ctx context.Context, nodes []*Node) error {
+	deadline := time.Now().Add(30*time.Second + time.Duration(len(nodes))*20*time.Millisecond)
+	for _, n := range nodes {
+		for n.node.MeshPeers(node.TopicTasks) < min(meshWant, n.node.TopicPeers(node.TopicTasks)) ||
+			n.node.MeshPeers(node.TopicTasks) == 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s has no task-topic mesh peer after start", n.Name)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// meshWant is how many mesh peers a node should have before a run: four,
+// under gossipsub's Dlo of five, is enough to forward at once rather than
+// wait for gossip on the next heartbeat.
+const meshWant = 4
+
+// settle waits until the start-up burst is over: every joining node
+// announces its presence to all, several times as its links come up. A
+// heartbeat with fewer gossip messages sent than there are nodes counts as
+// quiet; two in a row end the wait, as does a minute.
+func (s *Sim) settle(ctx context.Context, nodes []*Node) {
+	total := func() uint64 {
+		var sum uint64
+		for _, n := range nodes {
+			sum += n.traffic.snapshot().Msgs
+		}
+		return sum
+	}
+	deadline := time.Now().Add(time.Minute)
+	last, quiet := total(), 0
+	for quiet < 2 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.Heartbeat):
+		}
+		now := total()
+		if now-last < uint64(len(nodes)) {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+	}
+}
+
+// analystPub is the analyst's public key.
+func (s *Sim) analystPub() ed25519.PublicKey {
+	return s.analyst.Public().(ed25519.PublicKey)
+}
+
+// Nodes returns every node started so far, running or not, in start order.
+func (s *Sim) Nodes() []*Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Node(nil), s.nodes...)
+}
+
+// UpNodes returns the running nodes in start order.
+func (s *Sim) UpNodes() []*Node {
+	var out []*Node
+	for _, n := range s.Nodes() {
+		if n.Up() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Leave stops node i, as a host that crashes or is switched off.
+func (s *Sim) Leave(i int) error {
+	s.mu.Lock()
+	if i < 0 || i >= len(s.nodes) {
+		s.mu.Unlock()
+		return fmt.Errorf("leave: no node %d", i)
+	}
+	n := s.nodes[i]
+	s.mu.Unlock()
+	n.mu.Lock()
+	if !n.up {
+		n.mu.Unlock()
+		return nil
+	}
+	n.up = false
+	n.mu.Unlock()
+	return n.node.Close()
+}
+
+// Join starts a new node and links it to Degree random running nodes.
+func (s *Sim) Join(ctx context.Context) (*Node, error) {
+	s.mu.Lock()
+	i := len(s.nodes)
+	s.mu.Unlock()
+	peers := s.UpNodes()
+	n, err := s.startNode(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	pick := map[*Node]bool{}
+	s.mu.Lock()
+	for tries := 0; len(pick) < min(s.cfg.Degree, len(peers)) && tries < 10*s.cfg.Degree; tries++ {
+		pick[peers[s.rng.IntN(len(peers))]] = true
+	}
+	s.mu.Unlock()
+	for p := range pick {
+		if err := s.link(n, p); err != nil {
+			return nil, err
+		}
+	}
+	return n, s.waitMeshed(ctx, []*Node{n})
+}
+
+// Close stops every node and the mock network and removes the sim's files.
+// It is safe to call more than once.
+func (s *Sim) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, n := range s.Nodes() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Leave(n.Index); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	errs = append(errs, s.mn.Close())
+	if s.dir != "" {
+		errs = append(errs, os.RemoveAll(s.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// peerOf returns the node with peer ID id.
+func (s *Sim) peerOf(id peer.ID) *Node {
+	for _, n := range s.Nodes() {
+		if n.host.ID() == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// heapInUse returns the heap in use after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// levelFloor passes records at or above min to the inner handler.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+// Enabled implements slog.Handler.
+func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.Handler.Enabled(ctx, lv)
+}
+
+// WithAttrs implements slog.Handler.
+func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{l.Handler.WithAttrs(a), l.min}
+}
+
+// WithGroup implements slog.Handler.
+func (l levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{l.Handler.WithGroup(name), l.min}
+}

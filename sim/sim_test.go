@@ -1,0 +1,133 @@
+package sim
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestFiftyNodes runs one 50-node mesh through a hunt, churn and a
+// partition, in that order, on the cryptominer scenario.
+func TestFiftyNodes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Nodes = 50
+	cfg.Scenario = "../testdata/cryptominer"
+	if os.Getenv("HUNTMESH_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start sim: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close sim: %v", err)
+		}
+	})
+	ctx := context.Background()
+
+	t.Run("hunt reaches every node", func(t *testing.T) {
+		rep, err := s.Hunt(ctx, HuntOptions{From: 7, Wait: 20 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logReport(t, rep)
+		if rep.Delivery.Missed != 0 || rep.Delivery.Count != 49 {
+			t.Errorf("delivery: %+v, want 49 reached and none missed", rep.Delivery)
+		}
+		c := rep.Completeness
+		if c.Answered != 50 || len(c.Silent) != 0 {
+			t.Errorf("completeness: %d answered, silent %v; want all 50", c.Answered, c.Silent)
+		}
+		// The scenario's miner hosts must say they found something.
+		if rep.Setup.HeapPerNode == 0 || rep.Traffic.TaskMsgsMean == 0 {
+			t.Errorf("setup %+v traffic %+v: cost not measured", rep.Setup, rep.Traffic)
+		}
+		if len(rep.Curve) == 0 || rep.Curve[len(rep.Curve)-1].Delivered != 1 {
+			t.Errorf("curve does not end at full delivery: %v", rep.Curve)
+		}
+		png := filepath.Join(t.TempDir(), "curve.png")
+		if err := rep.WritePlot(png); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(png); err != nil || fi.Size() < 1000 {
+			t.Errorf("plot %s: %v, %v", png, fi, err)
+		}
+	})
+
+	t.Run("churned-out nodes are silent, joiners answer", func(t *testing.T) {
+		gone := []int{11, 12, 13}
+		for _, i := range gone {
+			if err := s.Leave(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var joined []string
+		for range 2 {
+			n, err := s.Join(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			joined = append(joined, n.Name)
+		}
+		rep, err := s.Hunt(ctx, HuntOptions{From: 7, Wait: 5 * time.Second, ExpectDeparted: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logReport(t, rep)
+		if rep.Nodes != 49 || rep.Delivery.Missed != 0 {
+			t.Errorf("%d running, delivery %+v; want 49 running, all reached",
+				rep.Nodes, rep.Delivery)
+		}
+		want := []string{"node-0011", "node-0012", "node-0013"}
+		if !slices.Equal(rep.Completeness.Silent, want) {
+			t.Errorf("silent = %v, want %v", rep.Completeness.Silent, want)
+		}
+		if rep.Completeness.Answered != 49 {
+			t.Errorf("answered = %d, want 49 (joiners %v included)",
+				rep.Completeness.Answered, joined)
+		}
+	})
+
+	t.Run("partition heals", func(t *testing.T) {
+		rep, err := s.PartitionHunt(ctx, PartitionOptions{
+			From: 0, Fraction: 0.3, CutFor: 4 * time.Second, CatchUp: 5 * time.Second,
+			Wait: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logReport(t, rep)
+		p := rep.Partition
+		if p.Minority != 15 {
+			t.Errorf("minority = %d, want 15 (30%% of 49 running)", p.Minority)
+		}
+		if p.Majority.Missed != 0 {
+			t.Errorf("majority while cut: %+v, want every node reached", p.Majority)
+		}
+		if p.DuringCut != 0 {
+			t.Errorf("%d cut-off nodes got the task while cut: the partition leaks", p.DuringCut)
+		}
+		if p.Intel.Missed != 0 || time.Duration(p.Intel.Max) > 5*time.Second {
+			t.Errorf("intel after heal: %+v, want every cut-off node within 5 s", p.Intel)
+		}
+	})
+}
+
+func logReport(t *testing.T, r *Report) {
+	t.Helper()
+	var b testWriter
+	r.WriteText(&b)
+	t.Log("\n" + string(b))
+}
+
+type testWriter []byte
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	*w = append(*w, p...)
+	return len(p), nil
+}
