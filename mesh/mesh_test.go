@@ -225,6 +225,26 @@ func TestGossipThroughLine(t *testing.T) {
 			t.Fatal("ignored message was forwarded")
 		}
 	})
+	t.Run("handler panic contained", func(t *testing.T) {
+		const other = "/test/panic/1"
+		if err := a.Join(other, acceptAll, func(_ string, data []byte) {
+			if string(data) == "boom" {
+				panic("handler bug")
+			}
+			inA.handle("", data)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{"boom", "fine"} {
+			if err := a.Publish(ctx, other, []byte(d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "delivery after a panic", func() bool { return inA.count("fine") == 1 })
+		if n := a.Counters()["handler-panic/"+other]; n != 1 {
+			t.Fatalf("handler-panic counter = %d, want 1", n)
+		}
+	})
 	t.Run("publish before join", func(t *testing.T) {
 		err := a.Publish(ctx, "/test/other/1", []byte("x"))
 		if !errors.Is(err, ErrNotJoined) {

@@ -123,8 +123,21 @@ func (m *Mesh) readTopic(j *joined, handler func(from string, data []byte)) {
 			return // cancelled subscription or closed mesh
 		}
 		m.stats.add("deliver/" + j.name)
-		handler(msg.GetFrom().String(), msg.Data)
+		m.deliver(j.name, handler, msg)
 	}
+}
+
+// deliver runs a topic handler, containing a panic so that one bad message
+// cannot stop the topic or the node.
+func (m *Mesh) deliver(topic string, handler func(string, []byte), msg *pubsub.Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.stats.add("handler-panic/" + topic)
+			m.log.Error("topic handler panicked", "topic", topic,
+				"peer", msg.GetFrom().String(), "err", fmt.Sprint(r))
+		}
+	}()
+	handler(msg.GetFrom().String(), msg.Data)
 }
 
 // Publish sends data on a joined topic. Data over MaxMessageSize fails with
