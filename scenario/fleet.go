@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/huntmesh/huntmesh/intel"
 	"github.com/huntmesh/huntmesh/node"
 	"github.com/huntmesh/huntmesh/tasks"
 )
@@ -164,4 +165,57 @@ func (f *Fleet) Hunt(ctx context.Context, from string, h *tasks.Hunt,
 		a.Results = append(a.Results, r)
 	})
 	return a, nil
+}
+
+// LoadIntel imports intel files (STIX, MISP, CSV, YARA), signs them as
+// intel updates with the fleet's key, issues them on the node of host
+// from, and waits until every node holds the same set.
+func (f *Fleet) LoadIntel(ctx context.Context, from string, wait time.Duration,
+	files ...string) error {
+	n := f.Node(from)
+	if n == nil {
+		return fmt.Errorf("no node for host %q", from)
+	}
+	clock := intel.NewClock(nil)
+	origin := tasks.KeyID(f.Key.Public().(ed25519.PublicKey))
+	var ops []tasks.IntelOp
+	for _, p := range files {
+		imp, err := intel.ImportFile(p, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, ioc := range imp.IoCs {
+			c := clock.Now()
+			ops = append(ops, tasks.IntelOp{Op: tasks.IntelAdd, IoC: ioc, Origin: origin,
+				Clock: tasks.IntelClock{Wall: c.Wall, Logical: c.Logical}})
+		}
+	}
+	envs, err := tasks.SealIntel(f.Key, ops, tasks.DefaultPolicy().MaxSize,
+		func() tasks.Header {
+			now := time.Now().UTC()
+			return tasks.Header{ID: tasks.NewID(now), IssuedAt: now,
+				NotAfter: now.Add(tasks.IntelLifetime)}
+		})
+	if err != nil {
+		return err
+	}
+	for _, raw := range envs {
+		if _, _, err := n.IssueIntel(ctx, raw); err != nil {
+			return fmt.Errorf("issue intel: %w", err)
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		same := true
+		for _, o := range f.Nodes {
+			same = same && o.IntelDigest() == n.IntelDigest()
+		}
+		if same {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("intel sets still differ after %s", wait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -1,0 +1,369 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huntmesh/huntmesh/huntfile"
+	"github.com/huntmesh/huntmesh/node"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+const (
+	scenarioDir = "../testdata/cryptominer"
+	chainName   = "pool-connection-persistence"
+)
+
+// TestCryptominer runs the cryptominer scenario end to end: five real
+// nodes on loopback, each replaying one host; the STIX intel and
+// miner.yar loaded into the shared intel set; the library's cryptominer
+// hunt sent from one node, then from another. Every numbered line of
+// expected.md is checked on both runs, and the findings must be equal.
+func TestCryptominer(t *testing.T) {
+	ctx := context.Background()
+	f := Start(t, scenarioDir, Options{})
+	err := f.LoadIntel(ctx, "ops-01", 20*time.Second,
+		scenarioDir+"/intel/cryptominersgroup.stix.json", scenarioDir+"/intel/miner.yar")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var runs [][]string
+	for _, from := range []string{"app-01", "web-01"} {
+		t.Run("from "+from, func(t *testing.T) {
+			runs = append(runs, checkScenario(t, f, from))
+		})
+	}
+	if len(runs) == 2 && !slices.Equal(runs[0], runs[1]) {
+		t.Errorf("findings differ by issuing node:\nfrom app-01: %q\nfrom web-01: %q",
+			runs[0], runs[1])
+	}
+}
+
+// checkScenario issues the cryptominer hunt from host from, checks every
+// line of expected.md, and returns the findings in a comparable form.
+func checkScenario(t *testing.T, f *Fleet, from string) []string {
+	hf, err := huntfile.Load("../hunts/cryptominer.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hf.Hunt(huntfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The timeline and the stacking need the records, not only matches.
+	h.ReturnRecords = true
+	ans := hunt(t, f, from, h)
+	dets := ans.Detections()
+
+	t.Run("1 detections per host", func(t *testing.T) { checkDetections(t, dets) })
+	t.Run("2 nothing on web-01, revoked and expired match nothing", func(t *testing.T) {
+		checkClean(t, dets)
+	})
+	t.Run("3 stacking", func(t *testing.T) { checkStacking(t, ans.Results) })
+	t.Run("4 timeline", func(t *testing.T) { checkTimeline(t, ans.Results) })
+	t.Run("5 risk ranking", func(t *testing.T) { checkRisk(t, f, dets) })
+	t.Run("6 chained rule", func(t *testing.T) { checkChain(t, f, from, hf, dets) })
+
+	var out []string
+	for _, d := range dets {
+		out = append(out, strings.Join([]string{d.Host, d.IoCType, d.IoCValue, d.Record.Kind,
+			d.Record.Summary(), strings.Join(d.Tags, ",")}, "|"))
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// hunt issues h from host from and checks that all five nodes finished.
+func hunt(t *testing.T, f *Fleet, from string, h *tasks.Hunt) *Answer {
+	t.Helper()
+	ans, err := f.Hunt(context.Background(), from, h, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ans.Completeness
+	if c.Answered != len(f.Nodes) || c.ByStatus[tasks.StatusFinished] != len(f.Nodes) {
+		t.Fatalf("completeness %+v, want %d finished", c, len(f.Nodes))
+	}
+	return ans
+}
+
+// want is one expected detection: a host and a test on it.
+type want struct {
+	host string
+	what string
+	ok   func(d *tasks.Detection) bool
+}
+
+func kind(k string) func(*tasks.Detection) bool {
+	return func(d *tasks.Detection) bool { return d.Record.Kind == k }
+}
+
+func and(ps ...func(*tasks.Detection) bool) func(*tasks.Detection) bool {
+	return func(d *tasks.Detection) bool {
+		for _, p := range ps {
+			if !p(d) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func field(name string, v any) func(*tasks.Detection) bool {
+	return func(d *tasks.Detection) bool {
+		if s, ok := v.(string); ok {
+			return strings.EqualFold(d.Record.Str(name), s)
+		}
+		got, ok := d.Record.Int(name)
+		return ok && got == int64(v.(int))
+	}
+}
+
+func ioc(typ, value string) func(*tasks.Detection) bool {
+	return func(d *tasks.Detection) bool { return d.IoCType == typ && d.IoCValue == value }
+}
+
+func checkDetections(t *testing.T, dets []tasks.Detection) {
+	const pool, c2 = "192.0.2.25", "203.0.113.77"
+	cloud := func(resource string) func(*tasks.Detection) bool {
+		return and(kind(tasks.KindCloudActivity), ioc("rule", "cloud-resources-outside-home-regions"),
+			field("resource", resource), field("caller", "cloud-admin"),
+			field("caller_address", "10.20.1.15"), field("location", "eastus"))
+	}
+	wants := []want{
+		{"app-01", "EDR alert to 203.0.113.77", and(kind(tasks.KindAlert), ioc("ip", c2))},
+		{"app-01", "Sysmon network event to 203.0.113.77",
+			and(kind(tasks.KindConnection), ioc("ip", c2), field("pid", 5504))},
+		{"app-01", "deploy-vm.ps1 created", and(kind(tasks.KindFile), ioc("filename", "deploy-vm.ps1"))},
+		{"app-01", "deploy-vm.ps1 executed by powershell.exe 6788",
+			and(kind(tasks.KindProcess), ioc("filename", "deploy-vm.ps1"), field("pid", 6788),
+				field("ppid", 6720))},
+		{"app-01", "cmd.exe 6720 child of remote.exe 5504",
+			and(kind(tasks.KindProcess), field("pid", 6720), field("ppid", 5504))},
+		{"app-01", "remote.exe 5504", and(kind(tasks.KindProcess), field("pid", 5504),
+			field("name", "remote.exe"))},
+		{"ops-01", "resource group MinersGroup in eastus", cloud("MinersGroup")},
+		{"ops-01", "VM-Miner01 in eastus", cloud("VM-Miner01")},
+		{"ops-01", "VM-Miner02 in eastus", cloud("VM-Miner02")},
+		{"vm-miner01", "miner 4242 to 192.0.2.25:3333", and(kind(tasks.KindConnection),
+			field("pid", 4242), field("process_name", "miner"), ioc("port", pool+":3333"))},
+		{"vm-miner01", "50,000,000 bytes out to the pool", and(kind(tasks.KindFlow),
+			field("dst_address", pool), field("bytes_out", 50_000_000))},
+		{"vm-miner01", "/etc/rc.local starts the miner", and(kind(tasks.KindPersistence),
+			field("path", "/etc/rc.local"))},
+		{"vm-miner01", "/usr/local/bin/miner SHA-256", and(field("path", "/usr/local/bin/miner"),
+			func(d *tasks.Detection) bool { return d.IoCType == "sha256" })},
+		{"vm-miner01", "/usr/local/bin/miner coinminer_cpu_binary", and(field("path",
+			"/usr/local/bin/miner"), ioc("yara", "coinminer_cpu_binary"))},
+		{"vm-miner01", "/usr/local/bin/miner coinminer_stratum_config", and(field("path",
+			"/usr/local/bin/miner"), ioc("yara", "coinminer_stratum_config"))},
+		{"vm-miner01", "/etc/miner.conf coinminer_stratum_config", and(field("path",
+			"/etc/miner.conf"), ioc("yara", "coinminer_stratum_config"))},
+		{"vm-miner02", "kworkerd 3110 from a deleted binary", and(kind(tasks.KindProcess),
+			field("pid", 3110), ioc("rule", "process-from-deleted-binary"))},
+		{"vm-miner02", "kworkerd 3110 to 192.0.2.25:3333", and(kind(tasks.KindConnection),
+			field("pid", 3110), ioc("port", pool+":3333"))},
+		{"vm-miner02", "dbus-helper.service starts /opt/.cache/kworkerd",
+			and(kind(tasks.KindPersistence), field("name", "dbus-helper.service"),
+				func(d *tasks.Detection) bool {
+					return strings.Contains(d.Record.Str("command"), "/opt/.cache/kworkerd")
+				})},
+		{"vm-miner02", "/opt/.cache/kworkerd YARA", and(kind(tasks.KindFile),
+			field("path", "/opt/.cache/kworkerd"), func(d *tasks.Detection) bool {
+				return d.IoCType == "yara"
+			})},
+		{"vm-miner02", "/opt/.cache/config.json YARA", and(kind(tasks.KindFile),
+			field("path", "/opt/.cache/config.json"), func(d *tasks.Detection) bool {
+				return d.IoCType == "yara"
+			})},
+	}
+	for _, w := range wants {
+		if !slices.ContainsFunc(dets, func(d tasks.Detection) bool {
+			return d.Host == w.host && w.ok(&d)
+		}) {
+			t.Errorf("%s: no detection for %s", w.host, w.what)
+		}
+	}
+	// The account's ordinary activity in westeurope is not flagged.
+	for _, d := range dets {
+		if d.Record.Kind == tasks.KindCloudActivity && d.Record.Str("location") == "westeurope" {
+			t.Errorf("ops-01: westeurope activity flagged: %s", d.Record.Summary())
+		}
+	}
+}
+
+func checkClean(t *testing.T, dets []tasks.Detection) {
+	for _, d := range dets {
+		switch {
+		case d.Host == "web-01":
+			t.Errorf("web-01: detection %s:%s on %s", d.IoCType, d.IoCValue, d.Record.Summary())
+		case d.IoCValue == "198.51.100.200" || d.IoCValue == "198.51.100.99":
+			t.Errorf("%s: revoked or expired indicator %s matched", d.Host, d.IoCValue)
+		case strings.Contains(d.Record.Str("cmdline"), "updater.exe") ||
+			d.Record.Str("remote_address") == "198.51.100.200":
+			t.Errorf("%s: vendor update check flagged: %s", d.Host, d.Record.Summary())
+		}
+	}
+}
+
+// checkStacking groups every connection record by remote address and
+// port across the fleet (least frequency of occurrence).
+func checkStacking(t *testing.T, results []*tasks.Result) {
+	hosts := map[string]map[string]bool{}
+	for _, r := range results {
+		for _, rec := range r.Records {
+			if rec.Kind != tasks.KindConnection {
+				continue
+			}
+			port, _ := rec.Int("remote_port")
+			key := fmt.Sprintf("%s:%d", rec.Str("remote_address"), port)
+			if hosts[key] == nil {
+				hosts[key] = map[string]bool{}
+			}
+			hosts[key][rec.Host] = true
+		}
+	}
+	var got []string
+	for h := range hosts["192.0.2.25:3333"] {
+		got = append(got, h)
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, []string{"vm-miner01", "vm-miner02"}) {
+		t.Errorf("192.0.2.25:3333 seen on %v, want exactly the two miner VMs", got)
+	}
+}
+
+func checkTimeline(t *testing.T, results []*tasks.Result) {
+	tl := node.BuildTimeline(results, node.TimelineFilter{})
+	steps := []struct {
+		clock, host, what string
+		ok                func(e node.TimelineEvent) bool
+	}{
+		{"08:11:58", "app-01", "remote.exe starts", msgHas("remote.exe -silent")},
+		{"08:12:34", "app-01", "EDR alert", kindIs(tasks.KindAlert)},
+		{"08:14:02", "app-01", "script dropped", msgHas("deploy-vm.ps1")},
+		{"08:15:20", "app-01", "cmd.exe", msgHas("cmd.exe")},
+		{"08:18:11", "ops-01", "resource group", msgHas("MinersGroup")},
+		{"08:20:45", "ops-01", "VM-Miner01", msgHas("VM-Miner01")},
+		{"08:21:30", "ops-01", "VM-Miner02", msgHas("VM-Miner02")},
+		{"08:24:41", "vm-miner01", "miner starts", msgHas("/usr/local/bin/miner --config")},
+		{"08:25:00", "vm-miner01", "50 MB to the pool", msgHas("50000000 bytes out")},
+	}
+	last := -1
+	for _, s := range steps {
+		at := slices.IndexFunc(tl, func(e node.TimelineEvent) bool {
+			return e.Host == s.host && e.Time.Format(time.TimeOnly) == s.clock && s.ok(e)
+		})
+		if at < 0 {
+			t.Errorf("timeline has no %s at %s on %s", s.what, s.clock, s.host)
+			continue
+		}
+		if at < last {
+			t.Errorf("timeline puts %s (%s) before the step that precedes it", s.what, s.clock)
+		}
+		last = at
+		if e := tl[at]; e.Datetime == "" || e.TimestampDesc == "" || e.Message == "" {
+			t.Errorf("timeline event %s lacks Timesketch fields: %+v", s.what, e)
+		}
+	}
+}
+
+func msgHas(s string) func(node.TimelineEvent) bool {
+	return func(e node.TimelineEvent) bool { return strings.Contains(e.Message, s) }
+}
+
+func kindIs(k string) func(node.TimelineEvent) bool {
+	return func(e node.TimelineEvent) bool { return e.Kind == k }
+}
+
+func checkRisk(t *testing.T, f *Fleet, dets []tasks.Detection) {
+	var hosts []string
+	for _, h := range f.Scenario.Hosts {
+		hosts = append(hosts, h.Name)
+	}
+	rank := node.RankHosts(dets, hosts)
+	var order []string
+	for _, r := range rank {
+		order = append(order, r.Host)
+	}
+	if len(order) != 5 {
+		t.Fatalf("ranking %v, want 5 hosts", order)
+	}
+	top := []string{order[0], order[1]}
+	sort.Strings(top)
+	if !slices.Equal(top, []string{"vm-miner01", "vm-miner02"}) ||
+		!slices.Equal(order[2:], []string{"app-01", "ops-01", "web-01"}) {
+		t.Errorf("ranking %v, want the miner VMs, then app-01, ops-01, web-01", order)
+	}
+	if last := rank[4]; last.Score != 0 || last.Detections != 0 {
+		t.Errorf("web-01 ranked with score %v and %d detections, want none", last.Score,
+			last.Detections)
+	}
+	for _, r := range rank[:4] {
+		if len(r.Reasons) == 0 || r.Score <= 0 {
+			t.Errorf("%s: score %v with reasons %q", r.Host, r.Score, r.Reasons)
+		}
+	}
+}
+
+// checkChain checks that the chained rule found the persistence on both
+// miner VMs: in the full hunt, the persistence detections came from the
+// chain; and in a hunt that asks only for processes, connections and logs
+// the chain still collects persistence there, and nowhere else.
+func checkChain(t *testing.T, f *Fleet, from string, hf *huntfile.File,
+	dets []tasks.Detection) {
+	tag := "chain:" + chainName
+	for _, host := range []string{"vm-miner01", "vm-miner02"} {
+		if !slices.ContainsFunc(dets, func(d tasks.Detection) bool {
+			return d.Host == host && d.Record.Kind == tasks.KindPersistence &&
+				slices.Contains(d.Tags, tag)
+		}) {
+			t.Errorf("%s: no persistence detection tagged %s in the full hunt", host, tag)
+		}
+	}
+
+	h, err := hf.Hunt(huntfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Collectors = slices.DeleteFunc(h.Collectors, func(c tasks.CollectorSpec) bool {
+		return !slices.Contains([]string{"processes", "connections", "logs"}, c.Name)
+	})
+	ans := hunt(t, f, from, h)
+	ran := map[string]bool{}
+	for _, r := range ans.Results {
+		for _, c := range r.Collectors {
+			if strings.HasPrefix(c.Name, "chain "+chainName+": persistence") {
+				ran[r.Host] = true
+			}
+		}
+	}
+	for _, host := range []string{"app-01", "ops-01", "vm-miner01", "vm-miner02", "web-01"} {
+		isVM := strings.HasPrefix(host, "vm-")
+		if ran[host] != isVM {
+			t.Errorf("%s: chained persistence ran %v, want %v", host, ran[host], isVM)
+		}
+	}
+	found := map[string]string{}
+	for _, d := range ans.Detections() {
+		if d.Record.Kind == tasks.KindPersistence && slices.Contains(d.Tags, tag) {
+			found[d.Host] = d.Record.Str("path")
+		}
+	}
+	wantFound := map[string]string{"vm-miner01": "/etc/rc.local",
+		"vm-miner02": "/etc/systemd/system/dbus-helper.service"}
+	for host, path := range wantFound {
+		if found[host] != path {
+			t.Errorf("%s: chain found persistence %q, want %q", host, found[host], path)
+		}
+	}
+	if len(found) != len(wantFound) {
+		t.Errorf("chain found persistence on %v, want only the miner VMs", found)
+	}
+}
