@@ -3,6 +3,7 @@ package mesh
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"os"
@@ -368,4 +369,46 @@ func TestLimiter(t *testing.T) {
 			t.Fatalf("%d buckets kept, cap %d", n, maxBuckets)
 		}
 	})
+}
+
+func TestViewBounded(t *testing.T) {
+	m := newTestMesh(t, nil)
+	raw, err := json.Marshal(presenceMsg{Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for i := range maxViewPeers + 10 {
+		key := make([]byte, 32)
+		key[0], key[1] = byte(i), byte(i>>8)
+		id, err := PeerIDOf(ed25519PublicFromSeed(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = id
+		}
+		m.handlePresence(id, raw)
+	}
+	m.mu.Lock()
+	n := len(m.view)
+	m.mu.Unlock()
+	if n != maxViewPeers {
+		t.Fatalf("view holds %d peers, cap %d", n, maxViewPeers)
+	}
+	pid, err := peer.Decode(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	_, kept := m.view[pid]
+	m.mu.Unlock()
+	if kept {
+		t.Fatal("the longest-silent peer was not evicted")
+	}
+}
+
+// ed25519PublicFromSeed derives a public key from a 32-byte seed.
+func ed25519PublicFromSeed(seed []byte) ed25519.PublicKey {
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
 }

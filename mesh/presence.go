@@ -19,6 +19,10 @@ const PresenceTopic = "/huntmesh/presence/1"
 // maxPresenceAddrs bounds the addresses one announcement may carry.
 const maxPresenceAddrs = 16
 
+// maxViewPeers bounds the presence view, so that a peer minting identities
+// cannot grow it without end; the longest-silent member makes room.
+const maxViewPeers = 4096
+
 // presenceMsg is the wire form of one announcement. Gossipsub signs it with
 // the originator's key, so From is never part of the payload.
 type presenceMsg struct {
@@ -177,6 +181,9 @@ func (m *Mesh) handlePresence(from string, raw []byte) {
 	m.mu.Lock()
 	mem := m.view[id]
 	if mem == nil {
+		if len(m.view) >= maxViewPeers {
+			m.evictOldestLocked()
+		}
 		mem = &member{firstSeen: now}
 		m.view[id] = mem
 	}
@@ -195,6 +202,19 @@ func (m *Mesh) handlePresence(from string, raw []byte) {
 		}
 	}
 	m.host.Peerstore().AddAddrs(id, addrs, peerstore.RecentlyConnectedAddrTTL)
+}
+
+// evictOldestLocked drops the view member heard from longest ago. The
+// caller holds m.mu.
+func (m *Mesh) evictOldestLocked() {
+	var oldest peer.ID
+	var when time.Time
+	for id, mem := range m.view {
+		if oldest == "" || mem.lastSeen.Before(when) {
+			oldest, when = id, mem.lastSeen
+		}
+	}
+	delete(m.view, oldest)
 }
 
 // Peers returns the membership view sorted by ID, excluding this node: every
