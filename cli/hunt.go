@@ -21,12 +21,13 @@ func newHuntCmd(g *globals) *cobra.Command {
 		Use:   "hunt",
 		Short: "Broadcast hunts to the mesh",
 	}
-	cmd.AddCommand(newHuntRunCmd(g))
+	cmd.AddCommand(newHuntRunCmd(g), newHuntValidateCmd(g), newHuntChangesCmd(g))
 	return cmd
 }
 
 // huntFlags are the flags of hunt run.
 type huntFlags struct {
+	file          string
 	keyFile       string
 	collect       []string
 	params        []string
@@ -53,7 +54,7 @@ type huntFlags struct {
 func newHuntRunCmd(g *globals) *cobra.Command {
 	f := &huntFlags{}
 	cmd := &cobra.Command{
-		Use:   "run",
+		Use:   "run [FILE]",
 		Short: "Sign a hunt, send it through the local node and print the answers",
 		Long: `Sign a hunt with your analyst key and hand it to the node on this host, which
 publishes it to the mesh. Every selected node runs the collectors, matches what it finds
@@ -61,8 +62,11 @@ against the IoCs, keeps the evidence and answers. Rows are printed as they arriv
 completeness line: how many of the live nodes answered, and which stayed silent.`,
 		Example: `  huntmesh hunt run --key alice.key --collect processes,connections \
     --ioc-port 3333 --ioc-process miner --target all --timeout 30s`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				f.file = args[0] // a hunt file (huntfile.go) replaces the flags
+			}
 			return runHunt(cmd.Context(), g, f)
 		},
 	}
@@ -220,6 +224,11 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 		ReturnRecords: f.returnRecords,
 		Budget: tasks.Budget{ReadBytesPerSec: f.readBPS, MaxRecords: f.maxRecords,
 			WallTime: f.wallTime},
+	}
+	if f.file != "" {
+		if hunt, err = huntFromFile(f.file, info, f.analyst); err != nil {
+			return err
+		}
 	}
 	if err := hunt.Selector.Validate(); err != nil {
 		return fmt.Errorf("--target: %w", err)

@@ -65,6 +65,8 @@ on any node. There is no central server.`,
 		newPeersCmd(g),
 		newStatusCmd(g),
 		newIntelCmd(g),
+		newTimelineCmd(g),
+		newHostsCmd(g),
 	)
 	return root
 }

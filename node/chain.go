@@ -161,7 +161,7 @@ func (a *adaptive) observe(d *tasks.Detection, step *chainStep) {
 		}
 	}
 	for _, c := range a.chains {
-		if depth >= c.Depth() || !c.triggers(d, step) {
+		if depth+1 > c.Depth() || !c.triggers(d, step) {
 			continue
 		}
 		a.queue(c, d, depth+1)

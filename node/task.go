@@ -113,6 +113,7 @@ func (n *Node) handleTask(from string, raw []byte) {
 		n.startTask(h, log, func(ctx context.Context) []*tasks.Result {
 			return n.runHunt(ctx, hunt, log)
 		})
+		n.scheduleRuns(hunt, log) // later runs of a recurring hunt (recur.go)
 	default:
 		log.Warn("task type not handled by this node version")
 		n.sendResults(h, []*tasks.Result{
@@ -222,7 +223,7 @@ func (n *Node) handleResult(_ context.Context, from string, raw []byte) ([]byte,
 		n.log.Warn("result refused", "peer", shortID(from), "reason", "signer is not the sender")
 		return nil, errors.New("refuse result: signer is not the sending node")
 	}
-	t, ok, err := n.store.Task(r.TaskID)
+	t, ok, err := n.store.Task(tasks.BaseID(r.TaskID)) // runs answer as ID/run/K
 	if err != nil {
 		return nil, fmt.Errorf("look up task: %w", err)
 	}

@@ -53,8 +53,9 @@ type Chain struct {
 	// persistence entry that starts the process that triggered.
 	Derive []Derive `json:"derive,omitempty"`
 
-	// MaxDepth bounds chained steps after this one; 0 means
-	// DefaultChainDepth.
+	// MaxDepth is the deepest step at which the rule may run: 1 means only
+	// on detections of the hunt's own collectors, 2 also on those of a
+	// step they triggered, and so on; 0 means DefaultChainDepth.
 	MaxDepth int `json:"max_depth,omitempty"`
 
 	// PerMinute caps how often one node runs this rule across hunts;
@@ -224,4 +225,20 @@ func ValidateEvery(every time.Duration, h Header) error {
 			every, h.NotAfter.Sub(h.IssuedAt))
 	}
 	return nil
+}
+
+// RunID names run k (counted from 1) of a recurring hunt. Run 1 keeps the
+// task's own ID; later runs answer under "ID/run/K", so each run's results
+// are kept apart.
+func RunID(id string, k int) string {
+	if k <= 1 {
+		return id
+	}
+	return fmt.Sprintf("%s/run/%d", id, k)
+}
+
+// BaseID returns the task ID a run or chained-step ID derives from.
+func BaseID(id string) string {
+	base, _, _ := strings.Cut(id, "/")
+	return base
 }
