@@ -74,9 +74,9 @@ func printHuntSummary(f *huntfile.File, h *tasks.Hunt) {
 	if h.Selector.Sample != "" {
 		sel += " sample " + h.Selector.Sample
 	}
+	names := huntfile.CollectorNames(h)
 	fmt.Printf("ok %s: %d collectors (%s), %d indicators, %d rules, %d chains\n", f.Name,
-		len(h.Collectors), strings.Join(huntfile.CollectorNames(h), ","), len(h.IoCs),
-		len(h.Rules), len(h.Chains))
+		len(names), strings.Join(names, ","), len(h.IoCs), len(h.Rules), len(h.Chains))
 	fmt.Printf("   selector %s, deadline %s", sel, h.NotAfter.Sub(h.IssuedAt))
 	if h.Every > 0 {
 		fmt.Printf(", every %s", h.Every)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/huntmesh/huntmesh/collectors/logs"
 	"github.com/huntmesh/huntmesh/node"
 )
 
@@ -22,6 +23,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 		pskFile               string
 		replayProcs           string
 		replayConns           string
+		logSources            []string
 		mdns                  bool
 		readBPS               int64
 		maxRecords            int
@@ -54,6 +56,10 @@ Stops cleanly on SIGINT or SIGTERM.`,
 			cfg.Logger = log
 			cfg.ReplayProcesses = replayProcs
 			cfg.ReplayConnections = replayConns
+			for _, l := range logSources {
+				path, format, _ := strings.Cut(l, ",format=")
+				cfg.Logs = append(cfg.Logs, logs.Source{Path: path, Format: format})
+			}
 			if cfg.Labels, err = parseLabels(labels); err != nil {
 				return err
 			}
@@ -88,6 +94,8 @@ Stops cleanly on SIGINT or SIGTERM.`,
 		"answer from this saved process table (JSON) instead of the live host")
 	f.StringVar(&replayConns, "replay-connections", "",
 		"answer from this saved socket table (JSON) instead of the live host")
+	f.StringArrayVar(&logSources, "log", nil, "log export the logs collector reads when a hunt "+
+		"names none, as PATH or PATH,format=FORMAT (edr, sysmon, azure-activity, flow, ...)")
 	f.BoolVar(&mdns, "mdns", true, "discover peers on the LAN with mDNS")
 	f.Int64Var(&readBPS, "read-bps", 0, "ceiling on bytes/s a collector may read (default 64 MiB/s)")
 	f.IntVar(&maxRecords, "max-records", 0, "ceiling on records per collector run")
