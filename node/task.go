@@ -91,7 +91,7 @@ func (n *Node) handleTask(from string, raw []byte) {
 	}
 
 	log := n.log.With("task", h.ID, "type", h.Type, "analyst", c.Signer.Name)
-	selected, err := h.Selector.Matches(h.ID, n.Info())
+	selected, err := n.selects(h) // a count sample uses the membership view (sample.go)
 	if err != nil || !selected {
 		reason := "not selected by " + describeSelector(h.Selector)
 		if err != nil {

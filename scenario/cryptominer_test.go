@@ -39,6 +39,9 @@ func TestCryptominer(t *testing.T) {
 			runs = append(runs, checkScenario(t, f, from))
 		})
 	}
+	t.Run("sample count met with the membership view", func(t *testing.T) {
+		checkSampleCount(t, f)
+	})
 	if len(runs) == 2 && !slices.Equal(runs[0], runs[1]) {
 		t.Errorf("findings differ by issuing node:\nfrom app-01: %q\nfrom web-01: %q",
 			runs[0], runs[1])
@@ -365,5 +368,26 @@ func checkChain(t *testing.T, f *Fleet, from string, hf *huntfile.File,
 	}
 	if len(found) != len(wantFound) {
 		t.Errorf("chain found persistence on %v, want only the miner VMs", found)
+	}
+}
+
+// checkSampleCount sends hunts sampled to two nodes: each node decides
+// alone, from the membership view, and exactly two run each hunt.
+func checkSampleCount(t *testing.T, f *Fleet) {
+	for i := range 3 {
+		now := time.Now().UTC()
+		h := &tasks.Hunt{Header: tasks.Header{ID: tasks.NewID(now), Type: tasks.TypeHunt,
+			IssuedAt: now, NotAfter: now.Add(time.Minute),
+			Selector: tasks.Selector{Sample: "2"}},
+			Collectors: []tasks.CollectorSpec{{Name: "system"}}}
+		ans, err := f.Hunt(context.Background(), f.Scenario.Hosts[i].Name, h, 20*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := ans.Completeness
+		if c.Answered != 5 || c.ByStatus[tasks.StatusFinished] != 2 ||
+			c.ByStatus[tasks.StatusDeclined] != 3 {
+			t.Errorf("hunt %d: completeness %+v, want 2 finished and 3 declined", i, c)
+		}
 	}
 }
