@@ -25,9 +25,9 @@ func newHostsCmd(g *globals) *cobra.Command {
 		Long: `Read the answers this node holds for the given hunts and list every host
 that answered, with its detections. With --rank, hosts are ordered by a risk score: each
 distinct indicator or rule a host matched counts once at its severity's weight (low 1,
-medium 3, high 6, critical 10), times 1.5 when the intel ties it to a threat actor and
-1.2 when to an ATT&CK technique; repeats add a little. The top three reasons are shown.
-Hosts without findings are listed last with score 0.`,
+medium 3, high 6, critical 10), times 0.75 for a rule, times 1.5 when the intel
+ties it to a threat actor and 1.2 when to an ATT&CK technique; repeats add a little.
+The top three reasons are shown. Hosts without findings are listed last with score 0.`,
 		Example: "  huntmesh hosts --rank 01J8...",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

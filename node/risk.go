@@ -30,6 +30,10 @@ const (
 	techniqueFactor = 1.2
 	repeatFactor    = 0.5
 	topReasons      = 3
+
+	// ruleFactor weighs a hunter's rule below an indicator: a rule is a
+	// heuristic, an indicator ties the record to known activity.
+	ruleFactor = 0.75
 )
 
 // RankHosts scores hosts from their detections, highest first. Hosts in
@@ -103,6 +107,10 @@ func indicatorWeight(d tasks.Detection) (float64, string) {
 		w, sev = severityWeight["medium"], "medium"
 	}
 	why := []string{sev}
+	if d.IoCType == "rule" {
+		w *= ruleFactor
+		why = append(why, "rule")
+	}
 	var actor, technique string
 	for _, t := range d.Tags {
 		switch {

@@ -19,32 +19,42 @@ const (
 	chainName   = "pool-connection-persistence"
 )
 
-// TestCryptominer runs the cryptominer scenario end to end: five real
-// nodes on loopback, each replaying one host; the STIX intel and
-// miner.yar loaded into the shared intel set; the library's cryptominer
-// hunt sent from one node, then from another. Every numbered line of
+// TestCryptominer runs the cryptominer scenario end to end, once for each
+// of the three intel files: five real nodes on loopback, each replaying
+// one host; the intel file and miner.yar loaded into the shared intel
+// set; the library's cryptominer hunt sent from one node, then another. Every numbered line of
 // expected.md is checked on both runs, and the findings must be equal.
 func TestCryptominer(t *testing.T) {
-	ctx := context.Background()
-	f := Start(t, scenarioDir, Options{})
-	err := f.LoadIntel(ctx, "ops-01", 20*time.Second,
-		scenarioDir+"/intel/cryptominersgroup.stix.json", scenarioDir+"/intel/miner.yar")
-	if err != nil {
-		t.Fatal(err)
+	intelFiles := []struct{ name, file, from1, from2 string }{
+		{"stix", "cryptominersgroup.stix.json", "app-01", "web-01"},
+		{"misp", "cryptominersgroup.misp.json", "ops-01", "vm-miner02"},
+		{"csv", "iocs.csv", "vm-miner01", "app-01"},
 	}
-
-	var runs [][]string
-	for _, from := range []string{"app-01", "web-01"} {
-		t.Run("from "+from, func(t *testing.T) {
-			runs = append(runs, checkScenario(t, f, from))
+	for _, in := range intelFiles {
+		t.Run(in.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := Start(t, scenarioDir, Options{})
+			err := f.LoadIntel(ctx, in.from2, 20*time.Second,
+				scenarioDir+"/intel/"+in.file, scenarioDir+"/intel/miner.yar")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var runs [][]string
+			for _, from := range []string{in.from1, in.from2} {
+				t.Run("from "+from, func(t *testing.T) {
+					runs = append(runs, checkScenario(t, f, from))
+				})
+			}
+			if len(runs) == 2 && !slices.Equal(runs[0], runs[1]) {
+				t.Errorf("findings differ by issuing node:\nfrom %s: %q\nfrom %s: %q",
+					in.from1, runs[0], in.from2, runs[1])
+			}
+			if in.name == "stix" {
+				t.Run("sample count met with the membership view", func(t *testing.T) {
+					checkSampleCount(t, f)
+				})
+			}
 		})
-	}
-	t.Run("sample count met with the membership view", func(t *testing.T) {
-		checkSampleCount(t, f)
-	})
-	if len(runs) == 2 && !slices.Equal(runs[0], runs[1]) {
-		t.Errorf("findings differ by issuing node:\nfrom app-01: %q\nfrom web-01: %q",
-			runs[0], runs[1])
 	}
 }
 
@@ -155,7 +165,8 @@ func checkDetections(t *testing.T, dets []tasks.Detection) {
 		{"ops-01", "VM-Miner01 in eastus", cloud("VM-Miner01")},
 		{"ops-01", "VM-Miner02 in eastus", cloud("VM-Miner02")},
 		{"vm-miner01", "miner 4242 to 192.0.2.25:3333", and(kind(tasks.KindConnection),
-			field("pid", 4242), field("process_name", "miner"), ioc("port", pool+":3333"))},
+			field("pid", 4242), field("process_name", "miner"), field("remote_address", pool),
+			field("remote_port", 3333), ioc("ip", pool))},
 		{"vm-miner01", "50,000,000 bytes out to the pool", and(kind(tasks.KindFlow),
 			field("dst_address", pool), field("bytes_out", 50_000_000))},
 		{"vm-miner01", "/etc/rc.local starts the miner", and(kind(tasks.KindPersistence),
@@ -171,7 +182,8 @@ func checkDetections(t *testing.T, dets []tasks.Detection) {
 		{"vm-miner02", "kworkerd 3110 from a deleted binary", and(kind(tasks.KindProcess),
 			field("pid", 3110), ioc("rule", "process-from-deleted-binary"))},
 		{"vm-miner02", "kworkerd 3110 to 192.0.2.25:3333", and(kind(tasks.KindConnection),
-			field("pid", 3110), ioc("port", pool+":3333"))},
+			field("pid", 3110), field("remote_address", pool), field("remote_port", 3333),
+			ioc("ip", pool))},
 		{"vm-miner02", "dbus-helper.service starts /opt/.cache/kworkerd",
 			and(kind(tasks.KindPersistence), field("name", "dbus-helper.service"),
 				func(d *tasks.Detection) bool {
