@@ -38,8 +38,8 @@ test-short: deps ## run the fast tests only
 demo: build ## three nodes on 127.0.0.1 hunt a stand-in miner on this host
 	./demo/demo.sh
 
-bench: deps ## run the benchmarks with their yardsticks; report in bench-report.txt
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./... | tee bench-report.txt
+bench: build ## benchmarks with yardsticks, idle node footprint, sim; report in bench-report.txt
+	./scripts/bench.sh
 
 fuzz: deps ## fuzz the decoders of hostile input for 30 s each
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 30s ./tasks

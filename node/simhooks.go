@@ -21,6 +21,12 @@ type SimHooks struct {
 	// node's handler, before selection, with the task's ID and type. It runs
 	// on the topic's reader and must return quickly.
 	OnTask func(id, taskType string)
+
+	// BeforeRun, when set, is called before a selected task runs and may
+	// block until ctx ends: on one machine, the simulator holds the work
+	// of nodes already reached so that it does not slow the forwarding to
+	// the rest, which on real hosts runs on other CPUs.
+	BeforeRun func(ctx context.Context, id string)
 }
 
 // newMesh starts the mesh the hooks ask for.

@@ -75,7 +75,7 @@ func (s *Sim) PartitionHunt(ctx context.Context, opt PartitionOptions) (*Report,
 	}
 
 	// Issue a hunt and an intel update while cut.
-	ih, err := s.issue(ctx, opt.From, opt.CutFor+opt.CatchUp+opt.Wait, false)
+	ih, err := s.issue(ctx, opt.From, opt.CutFor+opt.CatchUp+opt.Wait, false, false)
 	if err != nil {
 		return nil, err
 	}

@@ -25,8 +25,13 @@ type Report struct {
 	// Delivery is the task's arrival at each running node but the issuer.
 	Delivery Latency `json:"delivery"`
 
-	// Answers is the arrival of each node's final answer at the issuer.
+	// Answers is the arrival of each node's final answer at the issuer,
+	// counted from the issue, or from the release when work was held.
 	Answers Latency `json:"answers"`
+
+	// HeldFor is how long the nodes' work was held after the issue (see
+	// HuntOptions.Hold); zero when it was not.
+	HeldFor Millis `json:"held_for_ms,omitempty"`
 
 	// Completeness is the issuer's own view (node.Await).
 	Completeness node.Completeness `json:"completeness"`
@@ -142,10 +147,14 @@ func (s *Sim) report(ih *issuedHunt, comp node.Completeness) *Report {
 		}
 	}
 	dd, missed := delays(ih.id, others, ih.at)
+	from := ih.at
+	if !ih.released.IsZero() {
+		from = ih.released
+	}
 	ih.mu.Lock()
 	var ad []time.Duration
 	for _, t := range ih.answers {
-		ad = append(ad, t.Sub(ih.at))
+		ad = append(ad, max(t.Sub(from), 0))
 	}
 	ih.mu.Unlock()
 
@@ -156,6 +165,9 @@ func (s *Sim) report(ih *issuedHunt, comp node.Completeness) *Report {
 		Answers:      summarize(ad, len(ih.up)-len(ad)),
 		Completeness: comp,
 		Curve:        curve(dd, ad, len(others), len(ih.up)),
+	}
+	if !ih.released.IsZero() {
+		r.HeldFor = Millis(ih.released.Sub(ih.at))
 	}
 	r.Traffic = trafficSince(ih)
 	return r
@@ -243,6 +255,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		st.Startup, mib(st.HeapPerNode), mib(st.HeapTotal), st.GoroutinesPerNode)
 	fmt.Fprintf(&b, "hunt %s from %s\n", r.Task, r.From)
 	writeLatency(&b, "  delivery", r.Delivery)
+	if r.HeldFor > 0 {
+		fmt.Fprintf(&b, "  work held until every node had the task: %s; answers timed from then\n",
+			r.HeldFor)
+	}
 	writeLatency(&b, "  answers ", r.Answers)
 	c := r.Completeness
 	fmt.Fprintf(&b, "  completeness: %d/%d answered", c.Answered, c.Expected)

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -26,14 +27,33 @@ type HuntOptions struct {
 	// as an issuer whose membership view has not caught up with churn would:
 	// they must be reported silent.
 	ExpectDeparted bool
+
+	// Hold keeps every node from running the hunt until the task reached
+	// all running nodes (or HoldMax passed). On one machine, the nodes
+	// already reached would otherwise collect, answer and dial the issuer
+	// on the CPUs that forward the task to the rest, which on real hosts
+	// are other machines' CPUs. Answers are then timed from the release.
+	Hold    bool
+	HoldMax time.Duration
 }
 
 // Hunt issues a hunt from one node and measures it until every running
 // node has answered or Wait ends.
 func (s *Sim) Hunt(ctx context.Context, opt HuntOptions) (*Report, error) {
-	issued, err := s.issue(ctx, opt.From, opt.Wait, opt.ExpectDeparted)
+	issued, err := s.issue(ctx, opt.From, opt.Wait, opt.ExpectDeparted, opt.Hold)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Hold {
+		var others []*Node
+		for _, n := range issued.up {
+			if n != issued.from {
+				others = append(others, n)
+			}
+		}
+		waitDelivered(ctx, issued.id, others, cmp.Or(opt.HoldMax, 10*time.Second))
+		issued.released = time.Now()
+		s.release(issued.id)
 	}
 	return s.report(issued, issued.wait()), nil
 }
@@ -42,6 +62,7 @@ func (s *Sim) Hunt(ctx context.Context, opt HuntOptions) (*Report, error) {
 type issuedHunt struct {
 	id       string
 	at       time.Time
+	released time.Time // when held work was let run; zero if not held
 	from     *Node
 	up       []*Node          // running nodes when issued
 	before   map[*Node]counts // traffic when issued
@@ -57,7 +78,7 @@ type issuedHunt struct {
 // issue signs a hunt, publishes it from node from, and awaits answers in
 // the background for at most wait.
 func (s *Sim) issue(ctx context.Context, from int, wait time.Duration,
-	expectDeparted bool) (*issuedHunt, error) {
+	expectDeparted, hold bool) (*issuedHunt, error) {
 	nodes := s.Nodes()
 	if from < 0 || from >= len(nodes) || !nodes[from].Up() {
 		return nil, fmt.Errorf("hunt: node %d is not running", from)
@@ -80,6 +101,9 @@ func (s *Sim) issue(ctx context.Context, from int, wait time.Duration,
 	}
 	if err := s.linkTo(src, ih.up); err != nil {
 		return nil, err
+	}
+	if hold {
+		s.shut(h.ID)
 	}
 	ih.at = time.Now()
 	if _, err := src.node.IssueTask(ctx, raw); err != nil {

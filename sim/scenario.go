@@ -43,8 +43,8 @@ type scenarioHost struct {
 // defaultIoCs are hunted when no scenario gives intel: the stand-in
 // miner's process name and the stratum port.
 var defaultIoCs = []tasks.IoC{
-	{Type: "process_name", Value: "kworkerd", Severity: "high", Source: "sim"},
-	{Type: "port", Value: "3333", Severity: "medium", Source: "sim"},
+	{Type: tasks.IoCProcess, Value: "kworkerd", Severity: "high", Source: "sim"},
+	{Type: tasks.IoCPort, Value: "3333", Severity: "medium", Source: "sim"},
 }
 
 // loadScenario reads dir (may be empty) and writes the background tables
@@ -134,8 +134,13 @@ func (sc *scenario) writeBackground(work string) error {
 		{"tcp", "0.0.0.0:443", "0.0.0.0:0", "LISTEN", 880},
 		{"tcp", "192.0.2.10:443", "198.51.100.7:61022", "ESTABLISHED", 881},
 	}
-	sc.bgProcesses = filepath.Join(work, "bg-processes.json")
-	sc.bgConnections = filepath.Join(work, "bg-connections.json")
+	// The connections collector names socket owners from a processes.json
+	// beside its snapshot, as the scenario's hosts have.
+	sc.bgProcesses = filepath.Join(sc.bgRoot, "..", "background", "processes.json")
+	sc.bgConnections = filepath.Join(sc.bgRoot, "..", "background", "connections.json")
+	if err := os.MkdirAll(filepath.Dir(sc.bgProcesses), 0o700); err != nil {
+		return fmt.Errorf("background tables: %w", err)
+	}
 	for path, v := range map[string]any{sc.bgProcesses: procs, sc.bgConnections: conns} {
 		raw, err := json.Marshal(v)
 		if err != nil {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -52,7 +53,8 @@ type Sim struct {
 	nodes []*Node      // by index; an index is never reused
 	links []*linkState // every link ever made, cut ones included
 	cut   map[*linkState]bool
-	group map[*Node]int // partition group while partitioned, else nil
+	group map[*Node]int            // partition group while partitioned, else nil
+	gates map[string]chan struct{} // task ID → closed when its work may run
 }
 
 // Node is one simulated node.
@@ -122,6 +124,7 @@ func New(ctx context.Context, cfg Config) (*Sim, error) {
 		dir:     dir,
 		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
 		cut:     map[*linkState]bool{},
+		gates:   map[string]chan struct{}{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency, Bandwidth: cfg.Bandwidth})
@@ -134,25 +137,36 @@ func New(ctx context.Context, cfg Config) (*Sim, error) {
 	before := heapInUse()
 	g0 := runtime.NumGoroutine()
 	start := time.Now()
-	for i := range cfg.Nodes {
-		if _, err := s.startNode(ctx, i); err != nil {
+	// Wire the graph before any node runs: a node whose mesh starts on
+	// connections it already has announces itself once or twice, where one
+	// that sees its links come up one by one announces on each, and every
+	// announcement reaches every node.
+	hosts := make([]*Node, cfg.Nodes)
+	for i := range hosts {
+		if hosts[i], err = s.newHost(i); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
-	s.mu.Lock()
-	nodes := append([]*Node(nil), s.nodes...)
-	s.mu.Unlock()
-	for _, n := range nodes {
-		if err := s.connect(n, nodes); err != nil {
+	if err := s.connectAll(hosts); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.log.Info("sim hosts linked", "hosts", len(hosts), "links", len(s.links),
+		"dur", since(start))
+	for _, sn := range hosts {
+		if err := s.startNode(ctx, sn); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
+	nodes := s.Nodes()
+	s.log.Info("sim nodes started", "nodes", len(nodes), "dur", since(start))
 	if err := s.waitMeshed(ctx, nodes); err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.log.Info("sim gossip meshes formed", "dur", since(start))
 	s.settle(ctx, nodes)
 	s.startup = time.Since(start)
 	after := heapInUse()
@@ -186,8 +200,8 @@ func (s *Sim) prepare() error {
 	return err
 }
 
-// startNode starts node i on a fresh mock host.
-func (s *Sim) startNode(ctx context.Context, i int) (*Node, error) {
+// newHost makes node i's mock host, not yet running a node.
+func (s *Sim) newHost(i int) (*Node, error) {
 	sk, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		return nil, fmt.Errorf("node %d key: %w", i, err)
@@ -202,8 +216,13 @@ func (s *Sim) startNode(ctx context.Context, i int) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d mock host: %w", i, err)
 	}
-	sn := &Node{Index: i, host: h, traffic: newTraffic(), arrived: map[string]time.Time{}}
+	return &Node{Index: i, host: h, traffic: newTraffic(), arrived: map[string]time.Time{}}, nil
+}
 
+// startNode starts a real node on sn's host and adds it to the sim.
+func (s *Sim) startNode(ctx context.Context, sn *Node) error {
+	i, h := sn.Index, sn.host
+	addr := h.Addrs()[0]
 	cfg := node.DefaultConfig(filepath.Join(s.dir, "nodes"))
 	cfg.Listen = []string{addr.String()}
 	cfg.MDNS = false
@@ -216,8 +235,9 @@ func (s *Sim) startNode(ctx context.Context, i int) (*Node, error) {
 	gsp := pubsub.DefaultGossipSubParams()
 	gsp.HeartbeatInterval = s.cfg.Heartbeat
 	cfg.Sim = node.SimHooks{
-		InMemory: true,
-		OnTask:   sn.onTask,
+		InMemory:  true,
+		OnTask:    sn.onTask,
+		BeforeRun: s.hold,
 		NewMesh: func(ctx context.Context, mc mesh.Config) (*mesh.Mesh, error) {
 			mc.PresenceInterval = s.cfg.PresenceInterval
 			return mesh.NewWithHost(ctx, mc, h,
@@ -227,18 +247,48 @@ func (s *Sim) startNode(ctx context.Context, i int) (*Node, error) {
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("start node %d: %w", i, err)
+		return fmt.Errorf("start node %d: %w", i, err)
 	}
-	sn.node = n
-	sn.up = true
+	sn.mu.Lock()
+	sn.node, sn.up = n, true
+	sn.mu.Unlock()
 	if err := s.scen.seed(n, i, s.cfg.BackgroundRecords); err != nil {
 		n.Close()
-		return nil, fmt.Errorf("seed node %d: %w", i, err)
+		return fmt.Errorf("seed node %d: %w", i, err)
 	}
 	s.mu.Lock()
 	s.nodes = append(s.nodes, sn)
 	s.mu.Unlock()
-	return sn, nil
+	return nil
+}
+
+// connectAll links and connects every host to its picks, a few at a time.
+func (s *Sim) connectAll(nodes []*Node) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		work  = make(chan *Node)
+	)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				if err := s.connect(n, nodes); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, n := range nodes {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	return first
 }
 
 // connect links n to its ring successor among peers and to Degree-1 random
@@ -246,7 +296,7 @@ func (s *Sim) startNode(ctx context.Context, i int) (*Node, error) {
 func (s *Sim) connect(n *Node, peers []*Node) error {
 	var up []*Node
 	for _, p := range peers {
-		if p != n && p.Up() {
+		if p != n {
 			up = append(up, p)
 		}
 	}
@@ -257,7 +307,7 @@ func (s *Sim) connect(n *Node, peers []*Node) error {
 	for i, p := range peers {
 		if p == n {
 			next := peers[(i+1)%len(peers)]
-			if next != n && next.Up() {
+			if next != n {
 				pick[next] = true
 			}
 		}
@@ -276,15 +326,23 @@ func (s *Sim) connect(n *Node, peers []*Node) error {
 }
 
 // waitMeshed waits until every node has a peer in its gossip mesh for the
-// task topic: before the first heartbeats grafted it, a task spreads only
-// by gossip, a heartbeat at a time.
+// task topic, and for a while until it has meshWant of them (or all its
+// topic peers): before the heartbeats grafted them, a task spreads only by
+// gossip, a heartbeat at a time.
 func (s *Sim) waitMeshed(ctx context.Context, nodes []*Node) error {
-	deadline := time.Now().Add(30*time.Second + time.Duration(len(nodes))*20*time.Millisecond)
+	scale := time.Duration(len(nodes)) * 50 * time.Millisecond
+	soft := time.Now().Add(10*time.Second + scale)
+	hard := time.Now().Add(60*time.Second + scale)
 	for _, n := range nodes {
-		for n.node.MeshPeers(node.TopicTasks) < min(meshWant, n.node.TopicPeers(node.TopicTasks)) ||
-			n.node.MeshPeers(node.TopicTasks) == 0 {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("node %s has no task-topic mesh peer after start", n.Name)
+		for {
+			mp, tp := n.node.MeshPeers(node.TopicTasks), n.node.TopicPeers(node.TopicTasks)
+			now := time.Now()
+			if mp > 0 && (mp >= min(meshWant, tp) || now.After(soft)) {
+				break
+			}
+			if now.After(hard) {
+				return fmt.Errorf("node %s has %d task-topic peers and none in its mesh "+
+					"after start", n.Name, tp)
 			}
 			select {
 			case <-ctx.Done():
@@ -322,6 +380,7 @@ func (s *Sim) settle(ctx context.Context, nodes []*Node) {
 		case <-time.After(s.cfg.Heartbeat):
 		}
 		now := total()
+		s.log.Debug("sim settling", "msgs", now-last)
 		if now-last < uint64(len(nodes)) {
 			quiet++
 		} else {
@@ -329,6 +388,38 @@ func (s *Sim) settle(ctx context.Context, nodes []*Node) {
 		}
 		last = now
 	}
+}
+
+// hold is every node's SimHooks.BeforeRun: it blocks while the task's gate
+// is shut.
+func (s *Sim) hold(ctx context.Context, id string) {
+	s.mu.Lock()
+	gate := s.gates[id]
+	s.mu.Unlock()
+	if gate == nil {
+		return
+	}
+	select {
+	case <-gate:
+	case <-ctx.Done():
+	}
+}
+
+// shut makes the work of task id wait until release.
+func (s *Sim) shut(id string) {
+	s.mu.Lock()
+	s.gates[id] = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// release lets the work of task id run.
+func (s *Sim) release(id string) {
+	s.mu.Lock()
+	if g := s.gates[id]; g != nil {
+		close(g)
+		delete(s.gates, id)
+	}
+	s.mu.Unlock()
 }
 
 // analystPub is the analyst's public key.
@@ -379,8 +470,11 @@ func (s *Sim) Join(ctx context.Context) (*Node, error) {
 	i := len(s.nodes)
 	s.mu.Unlock()
 	peers := s.UpNodes()
-	n, err := s.startNode(ctx, i)
+	n, err := s.newHost(i)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.startNode(ctx, n); err != nil {
 		return nil, err
 	}
 	pick := map[*Node]bool{}
@@ -434,6 +528,9 @@ func (s *Sim) peerOf(id peer.ID) *Node {
 	return nil
 }
 
+// since is the time since t, rounded for logs.
+func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
+
 // heapInUse returns the heap in use after a full collection.
 func heapInUse() uint64 {
 	runtime.GC()
@@ -453,9 +550,17 @@ func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
 	return lv >= l.min && l.Handler.Enabled(ctx, lv)
 }
 
-// WithAttrs implements slog.Handler.
+// WithAttrs implements slog.Handler. Gossipsub's own logs are raised to
+// Error: mock hosts have no connection manager, so gossipsub warns on every
+// message that it cannot bump a peer's tag.
 func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelFloor{l.Handler.WithAttrs(a), l.min}
+	lv := l.min
+	for _, at := range a {
+		if at.Key == "component" && at.Value.String() == "gossipsub" {
+			lv = max(lv, slog.LevelError)
+		}
+	}
+	return levelFloor{l.Handler.WithAttrs(a), lv}
 }
 
 // WithGroup implements slog.Handler.

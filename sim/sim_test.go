@@ -43,7 +43,9 @@ func TestFiftyNodes(t *testing.T) {
 		if c.Answered != 50 || len(c.Silent) != 0 {
 			t.Errorf("completeness: %d answered, silent %v; want all 50", c.Answered, c.Silent)
 		}
-		// The scenario's miner hosts must say they found something.
+		if c.ByStatus["finished"] != 50 {
+			t.Errorf("answers by status %v, want 50 finished", c.ByStatus)
+		}
 		if rep.Setup.HeapPerNode == 0 || rep.Traffic.TaskMsgsMean == 0 {
 			t.Errorf("setup %+v traffic %+v: cost not measured", rep.Setup, rep.Traffic)
 		}
