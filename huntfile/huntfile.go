@@ -65,6 +65,8 @@ type File struct {
 	dir string
 	// loaded are the indicators read from Intel.
 	loaded []tasks.IoC
+	// forwards are the forwarded hunts built by the last Hunt call.
+	forwards []*tasks.Hunt
 }
 
 // Selector is the YAML form of tasks.Selector; a plain string is its
@@ -138,6 +140,11 @@ type Chain struct {
 	Derive    []tasks.Derive `yaml:"derive"`
 	MaxDepth  int            `yaml:"max_depth"`
 	PerMinute int            `yaml:"per_minute"`
+
+	// Forward names another hunt file: signed with this hunt and
+	// published by the node where the chain triggers, so that the peers
+	// its selector picks run it too.
+	Forward string `yaml:"forward"`
 }
 
 // When is the YAML form of tasks.ChainWhen; the CEL condition is "expr".
@@ -261,6 +268,13 @@ type Options struct {
 
 	// Analyst labels the audit trail.
 	Analyst string
+
+	// Seal signs a forwarded hunt (see Chain.Forward). Without it forwarded
+	// hunts are built and checked but not carried.
+	Seal func(*tasks.Hunt) ([]byte, error)
+
+	// nested is set while building a forwarded hunt.
+	nested bool
 }
 
 // Hunt builds the wire task. It runs every check Validate can make
@@ -271,6 +285,7 @@ func (f *File) Hunt(o Options) (*tasks.Hunt, error) {
 		now = time.Now()
 	}
 	now = now.UTC()
+	f.forwards = nil
 	deadline := time.Duration(f.Deadline)
 	if deadline == 0 {
 		deadline = DefaultDeadline
@@ -316,8 +331,14 @@ func (f *File) Hunt(o Options) (*tasks.Hunt, error) {
 			return nil, err
 		}
 		w := tasks.ChainWhen(c.When)
-		h.Chains = append(h.Chains, tasks.Chain{Name: c.Name, When: w, Collect: specs,
-			Derive: c.Derive, MaxDepth: c.MaxDepth, PerMinute: c.PerMinute})
+		ch := tasks.Chain{Name: c.Name, When: w, Collect: specs,
+			Derive: c.Derive, MaxDepth: c.MaxDepth, PerMinute: c.PerMinute}
+		if c.Forward != "" {
+			if ch.Forward, err = f.forward(c, o, now); err != nil {
+				return nil, err
+			}
+		}
+		h.Chains = append(h.Chains, ch)
 	}
 	if err := tasks.ValidateChains(h.Chains); err != nil {
 		return nil, fmt.Errorf("chains: %w", err)
@@ -329,6 +350,29 @@ func (f *File) Hunt(o Options) (*tasks.Hunt, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// forward builds, checks and (with o.Seal) signs a chain's forwarded hunt.
+// Without Seal it returns a placeholder so the chain still validates.
+func (f *File) forward(c Chain, o Options, now time.Time) ([]byte, error) {
+	if o.nested {
+		return nil, fmt.Errorf("chain %s: a forwarded hunt may not forward again", c.Name)
+	}
+	sub, err := Load(f.include(c.Forward))
+	if err != nil {
+		return nil, fmt.Errorf("chain %s: forward: %w", c.Name, err)
+	}
+	so := o
+	so.nested, so.Now = true, now
+	fh, err := sub.Hunt(so)
+	if err != nil {
+		return nil, fmt.Errorf("chain %s: forward %s: %w", c.Name, c.Forward, err)
+	}
+	f.forwards = append(f.forwards, fh)
+	if o.Seal == nil {
+		return []byte("unsigned"), nil
+	}
+	return o.Seal(fh)
 }
 
 // Checker validates what only a node can: collector names and
@@ -348,6 +392,11 @@ func (f *File) Validate(fleetSize int, check Checker) (*tasks.Hunt, error) {
 		return nil, err
 	}
 	if check != nil {
+		for _, fh := range f.forwards {
+			if err := check(fh); err != nil {
+				return nil, fmt.Errorf("forwarded hunt: %w", err)
+			}
+		}
 		if err := check(h); err != nil {
 			return nil, err
 		}

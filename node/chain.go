@@ -83,6 +83,7 @@ type compiledChain struct {
 type adaptive struct {
 	n      *Node
 	taskID string
+	header tasks.Header
 	log    *slog.Logger
 	rules  []compiledRule
 	chains []*compiledChain
@@ -105,7 +106,7 @@ func (n *Node) newAdaptive(h *tasks.Hunt, m *intel.Matcher, log *slog.Logger) (*
 	if err := tasks.ValidateChains(h.Chains); err != nil {
 		return nil, err
 	}
-	a := &adaptive{n: n, taskID: h.ID, log: log, rules: rules,
+	a := &adaptive{n: n, taskID: h.ID, header: h.Header, log: log, rules: rules,
 		pending: map[string]*chainStep{}, started: map[string]bool{}}
 	for _, c := range h.Chains {
 		cc := &compiledChain{Chain: c}
@@ -119,6 +120,11 @@ func (n *Node) newAdaptive(h *tasks.Hunt, m *intel.Matcher, log *slog.Logger) (*
 		}
 		if err := n.validateSpecs(c.Collect); err != nil {
 			return nil, fmt.Errorf("chain %s: %w", c.Name, err)
+		}
+		if len(c.Forward) > 0 && n.trust != nil {
+			if _, err := n.checkForward(h.Header, &c); err != nil {
+				return nil, err
+			}
 		}
 		a.chains = append(a.chains, cc)
 	}
@@ -274,6 +280,9 @@ func (a *adaptive) take(notAfter time.Time) []runItem {
 			} else {
 				s.matcher = m
 			}
+		}
+		if len(s.chain.Forward) > 0 && a.n.mesh != nil {
+			a.forward(&s.chain.Chain)
 		}
 		a.n.count("chain/run")
 		a.log.Info("chained rule triggered", "chain", name, "depth", s.depth,

@@ -403,3 +403,69 @@ func checkSampleCount(t *testing.T, f *Fleet) {
 		}
 	}
 }
+
+// TestChainForward checks that a chained rule's forwarded hunt, signed
+// with the hunt that carries it, runs on the peers it selects when the
+// rule triggers elsewhere, and that its answers reach the issuer.
+func TestChainForward(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five nodes")
+	}
+	ctx := context.Background()
+	f := Start(t, scenarioDir, Options{})
+	if err := f.LoadIntel(ctx, "web-01", 20*time.Second,
+		scenarioDir+"/intel/iocs.csv"); err != nil {
+		t.Fatal(err)
+	}
+	hf, err := huntfile.Load("testdata/c2-contact.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := f.Node("web-01")
+	seal := func(fh *tasks.Hunt) ([]byte, error) {
+		return tasks.SealTask(f.Key, tasks.TypeHunt, fh, tasks.DefaultPolicy().MaxSize)
+	}
+	h, err := hf.Hunt(huntfile.Options{ReplyTo: issuer.ID(), Seal: seal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := tasks.Open(h.Chains[0].Forward, tasks.DefaultPolicy().MaxSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := tasks.DecodeHunt(env.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ans, err := f.Hunt(ctx, "web-01", h, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.Completeness.ByStatus[tasks.StatusFinished] != 1 {
+		t.Fatalf("c2 hunt ran on %+v, want app-01 only", ans.Completeness)
+	}
+	// The forwarded hunt runs on the two eastus VMs and declines elsewhere.
+	var got []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		rs, err := issuer.Store().Results(fh.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, r := range rs {
+			if r.Final && r.Status == tasks.StatusFinished && len(r.Records) > 0 {
+				got = append(got, r.Host)
+			}
+		}
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, []string{"vm-miner01", "vm-miner02"}) {
+		t.Errorf("forwarded hunt answered with persistence by %v, want the eastus VMs", got)
+	}
+	if c := f.Node("app-01").Counters()["chain/forward"]; c != 1 {
+		t.Errorf("app-01 forwarded %d times, want 1", c)
+	}
+}

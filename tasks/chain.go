@@ -53,6 +53,14 @@ type Chain struct {
 	// persistence entry that starts the process that triggered.
 	Derive []Derive `json:"derive,omitempty"`
 
+	// Forward, when set, is a second hunt the analyst signed with this one
+	// (a sealed envelope, replying to the same issuer): the node where the
+	// rule triggers publishes it, so the peers it selects run it too. It is
+	// verified by every node like any task, and its ID makes it run at most
+	// once per node however many nodes trigger. A forwarded hunt may not
+	// forward again.
+	Forward []byte `json:"forward,omitempty"`
+
 	// MaxDepth is the deepest step at which the rule may run: 1 means only
 	// on detections of the hunt's own collectors, 2 also on those of a
 	// step they triggered, and so on; 0 means DefaultChainDepth.
@@ -137,8 +145,9 @@ func ValidateChains(chains []Chain) error {
 			return fmt.Errorf("chain %s: name used twice", c.Name)
 		}
 		byName[c.Name] = c
-		if len(c.Collect) == 0 {
-			return fmt.Errorf("chain %s: collect names no collector", c.Name)
+		if len(c.Collect) == 0 && len(c.Forward) == 0 {
+			return fmt.Errorf("chain %s: collect names no collector and nothing is forwarded",
+				c.Name)
 		}
 		if c.MaxDepth < 0 || c.MaxDepth > MaxChainDepth {
 			return fmt.Errorf("chain %s: max_depth %d, want 0 to %d", c.Name, c.MaxDepth,
