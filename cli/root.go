@@ -64,9 +64,11 @@ on any node. There is no central server.`,
 		newResultsCmd(g),
 		newPeersCmd(g),
 		newStatusCmd(g),
+		newSimCmd(g),
 		newIntelCmd(g),
 		newTimelineCmd(g),
 		newHostsCmd(g),
+		newEvidenceCmd(g),
 	)
 	return root
 }

@@ -35,6 +35,9 @@ type Request struct {
 
 	// Intel is the request of op intel.
 	Intel *IntelRequest `json:"intel,omitempty"`
+
+	// Blob is the SHA-256 of stored evidence, for op blob.
+	Blob string `json:"blob,omitempty"`
 }
 
 // Info describes the local node.
@@ -57,6 +60,7 @@ type Response struct {
 	Result       *tasks.Result  `json:"result,omitempty"`
 	Completeness *Completeness  `json:"completeness,omitempty"`
 	Intel        *IntelResponse `json:"intel,omitempty"`
+	Chunk        []byte         `json:"chunk,omitempty"`
 	Done         bool           `json:"done,omitempty"`
 }
 
@@ -135,11 +139,13 @@ func (n *Node) serveConn(ctx context.Context, conn net.Conn) {
 		n.serveHunt(ctx, req, send)
 	case "results":
 		n.serveResults(req, send)
+	case "blob":
+		n.serveBlob(req, send)
 	case "intel":
 		n.serveIntel(ctx, req.Intel, send)
 	default:
 		n.count("control/bad-request")
-		send(Response{Error: fmt.Sprintf("control request: unknown op %q (want info, peers, hunt, results)",
+		send(Response{Error: fmt.Sprintf("control request: unknown op %q (want info, peers, hunt, results, intel)",
 			req.Op), Done: true})
 	}
 }
