@@ -226,7 +226,7 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 			WallTime: f.wallTime},
 	}
 	if f.file != "" {
-		if hunt, err = huntFromFile(f.file, info, f.analyst); err != nil {
+		if hunt, err = huntFromFile(f.file, info, f.analyst, key); err != nil {
 			return err
 		}
 	}

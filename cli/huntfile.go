@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"strings"
@@ -85,13 +86,17 @@ func printHuntSummary(f *huntfile.File, h *tasks.Hunt) {
 }
 
 // huntFromFile builds the hunt of hunt run FILE for the local node.
-func huntFromFile(path string, info *node.Info, analyst string) (*tasks.Hunt, error) {
+func huntFromFile(path string, info *node.Info, analyst string,
+	key ed25519.PrivateKey) (*tasks.Hunt, error) {
 	f, err := huntfile.Load(path)
 	if err != nil {
 		return nil, err
 	}
+	seal := func(fh *tasks.Hunt) ([]byte, error) {
+		return tasks.SealTask(key, tasks.TypeHunt, fh, tasks.DefaultPolicy().MaxSize)
+	}
 	h, err := f.Hunt(huntfile.Options{ReplyTo: info.ID, FleetSize: info.LivePeers + 1,
-		Analyst: analyst})
+		Analyst: analyst, Seal: seal})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

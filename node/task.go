@@ -151,6 +151,9 @@ func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Con
 			n.mu.Unlock()
 		}()
 
+		if n.cfg.Sim.BeforeRun != nil {
+			n.cfg.Sim.BeforeRun(ctx, h.ID)
+		}
 		select {
 		case n.slots <- struct{}{}:
 			defer func() { <-n.slots }()
@@ -295,6 +298,9 @@ func (n *Node) IssueTask(ctx context.Context, raw []byte) (*tasks.Checked, error
 		Envelope: raw, Issued: true,
 	}); err != nil {
 		return nil, fmt.Errorf("keep task: %w", err)
+	}
+	if err := n.keepForwards(c); err != nil { // chained hunts (forward.go)
+		return nil, fmt.Errorf("refuse task: %w", err)
 	}
 	if err := n.mesh.Publish(ctx, TopicTasks, raw); err != nil {
 		return nil, fmt.Errorf("publish task: %w", err)
