@@ -99,6 +99,7 @@ type Matcher struct {
 
 	yaraRules   map[string]int32
 	yaraSources []tasks.IoC
+	yaraBytes   int
 }
 
 // glob is one file name or path pattern with meta characters.
@@ -236,6 +237,11 @@ func (m *Matcher) add(id int32, ioc tasks.IoC, lim Limits, acPatterns *[]string)
 			m.always = append(m.always, x)
 		}
 	case tasks.IoCYARA:
+		if m.yaraBytes+len(v) > lim.MaxYARABytes {
+			return invalid(ioc.Type, "%d bytes of rules would take the set past %d bytes of YARA",
+				len(v), lim.MaxYARABytes)
+		}
+		m.yaraBytes += len(v)
 		for _, name := range yaraRuleNames(v) {
 			setIn(&m.yaraRules, name, id)
 		}

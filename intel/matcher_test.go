@@ -226,6 +226,32 @@ func TestCompileBoundsExpressions(t *testing.T) {
 	}
 }
 
+func TestCompileBoundsYARA(t *testing.T) {
+	rule := func(name string) tasks.IoC {
+		return ioc(tasks.IoCYARA, "rule "+name+" { strings: $a = \"stratum+tcp\" condition: $a }")
+	}
+	iocs := []tasks.IoC{rule("one"), rule("two"), rule("three")}
+	lim := Limits{MaxYARABytes: 2*len(iocs[0].Value) + 1}
+	_, err := Compile(iocs, CompileOptions{Now: testNow, Limits: lim})
+	if !errors.Is(err, ErrInvalidIoC) || !strings.Contains(err.Error(), "bytes of YARA") {
+		t.Fatalf("got %v", err)
+	}
+	// With SkipInvalid the sources past the cap are left out and listed;
+	// the rest still map their rule names.
+	m, err := Compile(iocs, CompileOptions{Now: testNow, Limits: lim, SkipInvalid: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.YARASources()) != 2 || len(m.Rejected()) != 1 ||
+		!strings.Contains(m.Rejected()[0].IoC.Value, "three") {
+		t.Fatalf("sources %d, rejected %+v", len(m.YARASources()), m.Rejected())
+	}
+	r := rec(tasks.KindFile, map[string]any{"yara": []string{"one", "three"}})
+	if got := hitsOf(m.Match(r)); len(got) != 1 || !strings.Contains(got[0], "one") {
+		t.Fatalf("hits %q", got)
+	}
+}
+
 func TestCompileMergesDuplicates(t *testing.T) {
 	a := tasks.IoC{Type: tasks.IoCIP, Value: "192.0.2.1", Severity: "low", Tags: []string{"a"}}
 	b := tasks.IoC{Type: tasks.IoCIP, Value: "::ffff:192.0.2.1", Severity: "critical",

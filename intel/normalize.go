@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/huntmesh/huntmesh/collectors/yarascan"
 	"github.com/huntmesh/huntmesh/tasks"
 )
 
@@ -39,6 +40,11 @@ type Limits struct {
 	// carrying thousands would slow every node; 1000 with the program cap
 	// bounds compiled expressions to a few MiB.
 	MaxRegexes int
+
+	// MaxYARABytes caps the YARA source one matcher holds in all, so that
+	// the file and memory scanners, which compile every source of the set
+	// together, stay within yarascan.MaxSourceBytes.
+	MaxYARABytes int
 }
 
 // DefaultLimits returns the limits used when a caller passes zero values.
@@ -49,6 +55,7 @@ func DefaultLimits() Limits {
 		MaxRegexLen:  1 << 10,
 		MaxRegexProg: 5000,
 		MaxRegexes:   1000,
+		MaxYARABytes: yarascan.MaxSourceBytes,
 	}
 }
 
@@ -69,6 +76,9 @@ func (l Limits) orDefault() Limits {
 	}
 	if l.MaxRegexes <= 0 {
 		l.MaxRegexes = d.MaxRegexes
+	}
+	if l.MaxYARABytes <= 0 {
+		l.MaxYARABytes = d.MaxYARABytes
 	}
 	return l
 }

@@ -103,7 +103,14 @@ type Set struct {
 	// digest caches Digest until the next change; guarded by mu.
 	digest   [32]byte
 	digestOK bool
+
+	// held counts added identities per type, and the bytes of their
+	// values; guarded by mu. Expired ones are counted: they are still held.
+	held map[string]heldCount
 }
+
+// heldCount is one type's share of a set.
+type heldCount struct{ n, bytes int }
 
 // NewSet returns an empty set with DefaultSetLimits.
 func NewSet() *Set { return NewSetLimits(DefaultSetLimits()) }
@@ -122,7 +129,7 @@ func NewSetLimits(lim SetLimits) *Set {
 		lim.MaxTextLen = d.MaxTextLen
 	}
 	lim.Values = lim.Values.orDefault()
-	return &Set{lim: lim, elems: map[string]*element{}}
+	return &Set{lim: lim, elems: map[string]*element{}, held: map[string]heldCount{}}
 }
 
 // Apply merges one update. It reports whether the set's state changed; a
@@ -152,8 +159,46 @@ func (s *Set) applyLocked(key string, u Update, enc []byte) (bool, error) {
 	}
 	s.version++
 	s.digestOK = false
+	if ok {
+		s.count(cur.u, -1)
+	}
+	s.count(u, 1)
 	s.elems[key] = &element{u: u, enc: enc, seq: s.version}
 	return true, nil
+}
+
+// count adds (sign 1) or takes away (sign -1) u's share of held.
+func (s *Set) count(u Update, sign int) {
+	if u.Op != OpAdd {
+		return
+	}
+	c := s.held[u.IoC.Type]
+	c.n += sign
+	c.bytes += sign * len(u.IoC.Value)
+	s.held[u.IoC.Type] = c
+}
+
+// Held returns how many indicators of type typ the set holds added (not
+// removed; expired ones included) and the total length of their values,
+// so that a caller can bound what the whole set costs to compile.
+func (s *Set) Held(typ string) (n, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.held[typ]
+	return c.n, c.bytes
+}
+
+// Holds reports whether the set holds ioc's identity as added (expired or
+// not). An indicator that does not normalise is not held.
+func (s *Set) Holds(ioc tasks.IoC) bool {
+	n, err := Normalize(ioc, s.lim.Values)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.elems[n.Type+"\x00"+n.Value]
+	return ok && e.u.Op == OpAdd
 }
 
 // wins reports whether state a orders after state b.

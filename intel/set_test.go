@@ -335,3 +335,35 @@ func FuzzSetUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestSetHeld(t *testing.T) {
+	s := NewSet()
+	apply := func(u Update) {
+		t.Helper()
+		if _, err := s.Apply(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(upd(OpAdd, tasks.IoCCmdlineRE, "a+b", 1, "x"))
+	apply(upd(OpAdd, tasks.IoCCmdlineRE, "c+d", 1, "x"))
+	apply(upd(OpAdd, tasks.IoCCmdlineRE, "c+d", 2, "x")) // an edit: still one
+	apply(upd(OpRemove, tasks.IoCCmdlineRE, "a+b", 3, "x"))
+	apply(upd(OpAdd, tasks.IoCCmdlineRE, "a+b", 2, "x")) // older than the remove
+	apply(upd(OpAdd, tasks.IoCIP, "192.0.2.1", 1, "x"))
+	if n, b := s.Held(tasks.IoCCmdlineRE); n != 1 || b != 3 {
+		t.Fatalf("held %d expressions of %d bytes, want 1 of 3", n, b)
+	}
+	if !s.Holds(tasks.IoC{Type: tasks.IoCCmdlineRE, Value: "c+d"}) ||
+		s.Holds(tasks.IoC{Type: tasks.IoCCmdlineRE, Value: "a+b"}) ||
+		!s.Holds(tasks.IoC{Type: tasks.IoCIP, Value: "::ffff:192.0.2.1"}) {
+		t.Fatal("Holds disagrees with the states applied")
+	}
+	data, _ := s.MarshalBinary()
+	back := NewSet()
+	if err := back.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := back.Held(tasks.IoCCmdlineRE); n != 1 {
+		t.Fatalf("held %d after a round trip, want 1", n)
+	}
+}

@@ -212,6 +212,7 @@ func (s *Set) UnmarshalBinary(data []byte) error {
 	s.version++
 	s.digestOK = false
 	s.elems = tmp.elems
+	s.held = tmp.held
 	for _, e := range s.elems {
 		e.seq = s.version
 	}

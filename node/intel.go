@@ -247,6 +247,50 @@ func (in *intelNode) check(raw []byte, now time.Time) (*tasks.Checked, []intel.U
 	return c, ups, nil
 }
 
+// fits refuses updates that would take the set past the matcher's cap
+// on expressions or the scanners' cap on YARA source, counted over every
+// indicator the set holds once ups are applied. Each update already
+// passes the caps alone (check); fits catches many updates adding up.
+func (in *intelNode) fits(ups []intel.Update) error {
+	lim := intel.DefaultLimits()
+	regexes, _ := in.set.Held(tasks.IoCCmdlineRE)
+	_, yaraBytes := in.set.Held(tasks.IoCYARA)
+	seen := map[string]bool{}
+	for _, u := range ups {
+		if u.IoC.Type != tasks.IoCCmdlineRE && u.IoC.Type != tasks.IoCYARA {
+			continue
+		}
+		key, err := intel.Key(u.IoC)
+		if err != nil || seen[key] {
+			continue
+		}
+		seen[key] = true
+		held := in.set.Holds(u.IoC)
+		sign := 0
+		switch {
+		case u.Op == intel.OpAdd && !held:
+			sign = 1
+		case u.Op == intel.OpRemove && held:
+			sign = -1
+		}
+		if u.IoC.Type == tasks.IoCCmdlineRE {
+			regexes += sign
+		} else {
+			v, _ := intel.NormalizeValue(u.IoC.Type, u.IoC.Value, intel.Limits{})
+			yaraBytes += sign * len(v)
+		}
+	}
+	if regexes > lim.MaxRegexes {
+		return fmt.Errorf("%w: the set would hold %d command-line expressions, over the "+
+			"limit of %d", errIntelRefused, regexes, lim.MaxRegexes)
+	}
+	if yaraBytes > lim.MaxYARABytes {
+		return fmt.Errorf("%w: the set would hold %d bytes of YARA rules, over the limit of %d",
+			errIntelRefused, yaraBytes, lim.MaxYARABytes)
+	}
+	return nil
+}
+
 // applyUpdates merges ups into the set and the clock; it reports how many
 // changed the set.
 func (in *intelNode) applyUpdates(ups []intel.Update) int {
@@ -371,8 +415,26 @@ func (in *intelNode) handle(from string, raw []byte) {
 // IssueIntel takes an intel update an analyst signed (or one carried in a
 // bundle): it applies it here, then publishes it. It returns the update's
 // ID and how many of its ops changed the set.
+//
+// Unlike an update that arrives from a peer, one issued here is also
+// refused when it would take the whole set past what every node can
+// compile together (see fits): the analyst learns it at once and the
+// node keeps its set. Updates from peers are not refused for the state
+// of this node's set, since that would let nodes that heard updates in
+// different orders hold different sets for good.
 func (n *Node) IssueIntel(ctx context.Context, raw []byte) (string, int, error) {
-	id, changed, err := n.intel.accept(raw, n.ID())
+	in := n.intel
+	if id := updateID(raw); !in.holds(id) {
+		_, ups, err := in.check(raw, time.Now())
+		if err == nil {
+			err = in.fits(ups)
+		}
+		if err != nil {
+			in.refuse(id, n.ID(), err)
+			return id, 0, err
+		}
+	}
+	id, changed, err := in.accept(raw, n.ID())
 	if err != nil {
 		return id, 0, err
 	}
@@ -434,6 +496,8 @@ func (n *Node) huntMatcher(own []tasks.IoC) (*intel.Matcher, error) {
 	if _, err := intel.Compile(own, opts); err != nil {
 		return nil, err
 	}
+	// The hunt's own come first, so that if the two together pass a cap
+	// it is shared indicators that are left out, not the hunt's.
 	opts.SkipInvalid = true
-	return intel.Compile(append(shared.IoCs(), own...), opts)
+	return intel.Compile(append(slices.Clone(own), shared.IoCs()...), opts)
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -341,5 +342,76 @@ func TestWithIntelRules(t *testing.T) {
 	}
 	if string(specs[0].Params) != `{"roots":["/tmp"]}` {
 		t.Fatal("the hunt's specs were changed")
+	}
+}
+
+// regexIoCs makes n distinct command-line expressions starting at from.
+func regexIoCs(from, n int) []tasks.IoC {
+	out := make([]tasks.IoC, n)
+	for i := range out {
+		out[i] = tasks.IoC{Type: tasks.IoCCmdlineRE, Value: fmt.Sprintf(`-o \S+:%d\b`, from+i)}
+	}
+	return out
+}
+
+func TestIntelRefusesSetPastItsCaps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	a := newAnalyst(t)
+	n := startNode(t, "node-caps", writeTrust(t, "intel", a), nil)
+	lim := intel.DefaultLimits()
+
+	// Most of the expression budget, in several updates that each pass.
+	issue(t, n, sealIntel(t, a, intelOps(a, tasks.IntelAdd, regexIoCs(0, lim.MaxRegexes-100)...)))
+	before, st := n.IntelDigest(), n.IntelStatus()
+	if st.ByType[tasks.IoCCmdlineRE] != lim.MaxRegexes-100 || st.LeftOut != 0 {
+		t.Fatalf("status %+v", st)
+	}
+
+	// One more update that fits alone but not with the rest.
+	over := sealIntel(t, a, intelOps(a, tasks.IntelAdd, regexIoCs(100_000, 200)...))
+	if len(over) != 1 {
+		t.Fatalf("200 expressions sealed into %d updates, want 1", len(over))
+	}
+	_, _, err := n.IssueIntel(context.Background(), over[0])
+	want := fmt.Sprintf("%d command-line expressions, over the limit of %d",
+		lim.MaxRegexes+100, lim.MaxRegexes)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %v, want one saying %q", err, want)
+	}
+	if n.IntelDigest() != before || n.Counters()["intel-refused/content"] == 0 {
+		t.Fatal("the refused update changed the set or was not counted")
+	}
+	// The previous set still matches.
+	m, err := n.huntMatcher(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tasks.Record{Kind: tasks.KindProcess, Fields: map[string]any{
+		"cmdline": "xmrig -o pool.example:42 -k"}}
+	if len(m.Match(&rec)) != 1 {
+		t.Fatalf("the previous set no longer matches: %v", m.Match(&rec))
+	}
+
+	// Removing some makes room: a remove and an add in one update are
+	// counted together.
+	ops := append(intelOps(a, tasks.IntelRemove, regexIoCs(0, 150)...),
+		intelOps(a, tasks.IntelAdd, regexIoCs(100_000, 200)...)...)
+	issue(t, n, sealIntel(t, a, ops))
+	if got := n.IntelStatus().ByType[tasks.IoCCmdlineRE]; got != lim.MaxRegexes-50 {
+		t.Fatalf("%d expressions after the swap, want %d", got, lim.MaxRegexes-50)
+	}
+
+	// The same update arriving from a peer is taken, so that the set
+	// converges whatever order nodes heard updates in; the matcher leaves
+	// out what is past its cap, deterministically, and says so.
+	more := sealIntel(t, a, intelOps(a, tasks.IntelAdd, regexIoCs(200_000, 100)...))
+	if _, changed, err := n.intel.accept(more[0], "peer"); err != nil || changed != 100 {
+		t.Fatalf("update from a peer: changed %d, err %v", changed, err)
+	}
+	st = n.IntelStatus()
+	if st.LeftOut != 50 || !strings.Contains(st.LeftOutReason, "over 1000 expressions") {
+		t.Fatalf("left out %d (%q), want 50 past the cap", st.LeftOut, st.LeftOutReason)
 	}
 }

@@ -60,6 +60,12 @@ type IntelStatus struct {
 	// Refused counts updates refused for good since start.
 	Refused int `json:"refused"`
 
+	// LeftOut counts held indicators the matcher left out, such as
+	// expressions past its cap that came from peers; LeftOutReason says
+	// why the first was.
+	LeftOut       int    `json:"left_out,omitempty"`
+	LeftOutReason string `json:"left_out_reason,omitempty"`
+
 	// Retro is the last retro-hunt.
 	Retro RetroReport `json:"retro"`
 
@@ -84,6 +90,9 @@ func (n *Node) IntelStatus() IntelStatus {
 	}
 	for _, ioc := range active {
 		st.ByType[ioc.Type]++
+	}
+	if r := in.sharedMatcher().Rejected(); len(r) > 0 {
+		st.LeftOut, st.LeftOutReason = len(r), r[0].Reason
 	}
 	in.mu.Lock()
 	st.Updates = len(in.order)
