@@ -219,55 +219,153 @@ func TestRecurringHunt(t *testing.T) {
 	}
 }
 
-// TestNodesRefuseBadHunts checks that every node refuses a hunt with a
-// self-triggering chain or a sample larger than the fleet, with the reason.
+// TestNodesRefuseBadHunts checks that every node refuses each bad hunt of
+// the issue's list, with the reason: an unknown collector, a bad selector, a
+// chain that refers to itself (by after, by its own collector, or by
+// forwarding a hunt that forwards again), and a sample count above the
+// fleet size. Hunts whose header is bad are stopped by the gossip validator
+// every node runs; the others pass it, and every node answers failed with
+// the reason instead of running anything. The bad hunts that the issuing
+// node itself refuses are also published from a bare mesh that checks
+// nothing, so that each node's own refusal is seen.
 func TestNodesRefuseBadHunts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
 	who := newAnalyst(t)
-	a, _, c := threeNodes(t, writeTrust(t, "hunt", who), nil)
+	a, b, c := threeNodes(t, writeTrust(t, "hunt", who), nil)
+	nodes := []*Node{a, b, c}
+	attacker := newAttacker(t, a)
+	forwarding := func() []byte {
+		inner := newHunt(c.ID())
+		inner.Chains = []tasks.Chain{{Name: "again", Forward: seal(t, who.priv, newHunt(c.ID())),
+			Collect: []tasks.CollectorSpec{{Name: "persistence"}}}}
+		return seal(t, who.priv, inner)
+	}
 	tests := []struct {
 		name   string
 		edit   func(h *tasks.Hunt)
 		reason string
+		// header: the gossip validator refuses it (and so the issuer).
+		header bool
 	}{
+		{"unknown collector", func(h *tasks.Hunt) {
+			h.Collectors = []tasks.CollectorSpec{{Name: "procs"}}
+		}, `unknown collector "procs"`, false},
+		{"unknown chain collector", func(h *tasks.Hunt) {
+			h.Chains = []tasks.Chain{{Name: "c", Collect: []tasks.CollectorSpec{{Name: "x"}}}}
+		}, `unknown collector "x"`, false},
+		{"bad selector", func(h *tasks.Hunt) {
+			h.Selector = tasks.Selector{Expr: "role=test and ("}
+		}, "expression ends early", true},
+		{"bad selector term", func(h *tasks.Hunt) {
+			h.Selector = tasks.Selector{Expr: "role"}
+		}, `term "role"`, true},
 		{"chain after itself", func(h *tasks.Hunt) {
 			h.Chains = []tasks.Chain{{Name: "loop", When: tasks.ChainWhen{After: "loop"},
 				Collect: []tasks.CollectorSpec{{Name: "persistence"}}}}
-		}, "triggers after itself"},
+		}, "triggers after itself", false},
+		{"chain on its own collector", func(h *tasks.Hunt) {
+			h.Chains = []tasks.Chain{{Name: "loop",
+				When:    tasks.ChainWhen{Collectors: []string{"persistence"}},
+				Collect: []tasks.CollectorSpec{{Name: "persistence"}}}}
+		}, "runs itself", false},
+		{"chains in a cycle", func(h *tasks.Hunt) {
+			h.Chains = []tasks.Chain{
+				{Name: "x", When: tasks.ChainWhen{After: "y"},
+					Collect: []tasks.CollectorSpec{{Name: "persistence"}}},
+				{Name: "y", When: tasks.ChainWhen{After: "x"},
+					Collect: []tasks.CollectorSpec{{Name: "accounts"}}}}
+		}, "loop", false},
+		{"forwarded hunt forwards again", func(h *tasks.Hunt) {
+			h.Chains = []tasks.Chain{{Name: "fwd", Forward: forwarding()}}
+		}, "may not forward again", false},
 		{"sample above fleet", func(h *tasks.Hunt) {
 			h.Selector = tasks.Selector{Sample: "7", FleetSize: 3}
-		}, "larger than the fleet"}, // refused by the issuer's own gossip check
-		{"unknown chain collector", func(h *tasks.Hunt) {
-			h.Chains = []tasks.Chain{{Name: "c", Collect: []tasks.CollectorSpec{{Name: "x"}}}}
-		}, `unknown collector "x"`},
+		}, "larger than the fleet of 3", true},
+		{"sample count without fleet size", func(h *tasks.Hunt) {
+			h.Selector = tasks.Selector{Sample: "2"}
+		}, "needs the fleet size", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHunt(c.ID())
 			tc.edit(h)
+			raw := seal(t, who.priv, h)
 			expected := c.LivePeers()
-			_, err := c.IssueTask(context.Background(), seal(t, who.priv, h))
-			if err != nil {
-				// The policy check every node's gossip validator runs
-				// refused it before it left the issuer.
-				if !strings.Contains(err.Error(), tc.reason) {
-					t.Fatalf("refused with %v, want %q", err, tc.reason)
+			_, err := c.IssueTask(context.Background(), raw)
+			if tc.header {
+				if err == nil || !strings.Contains(err.Error(), tc.reason) {
+					t.Fatalf("issuer: %v, want a refusal with %q", err, tc.reason)
+				}
+				// Each node's gossip validator refuses it, with the reason,
+				// and one reached from a mesh that checks nothing counts it.
+				for _, n := range nodes {
+					err := n.validateTask(attacker.ID(), raw)
+					if err == nil || !strings.Contains(err.Error(), tc.reason) {
+						t.Errorf("%s: validator says %v, want %q", n.cfg.Host, err, tc.reason)
+					}
+				}
+				before := a.Counters()["refused/malformed"]
+				publish(t, attacker, raw)
+				waitCounter(t, a, "refused/malformed", before+1)
+				for _, n := range nodes {
+					if rs, _ := n.Store().Results(h.ID); len(rs) != 0 {
+						t.Errorf("%s answered a task its validator refused: %+v", n.cfg.Host, rs)
+					}
 				}
 				return
 			}
-			refused := 0
+			if err != nil {
+				// The issuer checks what it can (forwarded hunts) before
+				// publishing; the other nodes must refuse it too.
+				if !strings.Contains(err.Error(), tc.reason) {
+					t.Fatalf("issuer: %v, want a refusal with %q", err, tc.reason)
+				}
+				publish(t, attacker, raw)
+				for _, n := range nodes {
+					r := waitOwnResult(t, n, h.ID)
+					if r.Status != tasks.StatusFailed || !strings.Contains(r.Reason, tc.reason) {
+						t.Errorf("%s answered %s %q, want failed with %q", n.cfg.Host, r.Status,
+							r.Reason, tc.reason)
+					}
+				}
+				return
+			}
+			refused := map[string]string{}
 			c.Await(context.Background(), h.ID, expected, 20*time.Second, func(r *tasks.Result) {
-				if r.Final && r.Status != tasks.StatusFinished &&
-					strings.Contains(r.Reason, tc.reason) {
-					refused++
+				if r.Final {
+					refused[r.Host] = string(r.Status) + ": " + r.Reason
 				}
 			})
-			if refused != 3 {
-				t.Errorf("%d of 3 nodes refused with %q", refused, tc.reason)
+			for _, n := range nodes {
+				got := refused[n.cfg.Host]
+				if !strings.HasPrefix(got, string(tasks.StatusFailed)+": ") ||
+					!strings.Contains(got, tc.reason) {
+					t.Errorf("%s answered %q, want failed with %q", n.cfg.Host, got, tc.reason)
+				}
 			}
 		})
 	}
-	_ = a
+}
+
+// waitOwnResult waits for the final result node n stored for task id.
+func waitOwnResult(t *testing.T, n *Node, id string) tasks.Result {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rs, err := n.Store().Results(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Final && r.Node == n.ID() {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stored no final result for %s", n.cfg.Host, id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
