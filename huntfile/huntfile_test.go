@@ -1,11 +1,15 @@
 package huntfile
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/huntmesh/huntmesh/node"
+	"github.com/huntmesh/huntmesh/tasks"
 )
 
 // TestLibrary validates every hunt shipped under hunts/ as a node would.
@@ -83,6 +87,73 @@ func TestRefused(t *testing.T) {
 			f, err := Parse([]byte(tc.yaml), t.TempDir())
 			if err == nil {
 				_, err = f.Validate(tc.fleet, node.ValidateHunt)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestForward checks chains that forward a second hunt file: it is built
+// from its own file, sealed with the hunt's issuer, checked as a node
+// would, and refused when it would forward again or refers to itself.
+func TestForward(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const outer = "name: outer\ncollectors: [{name: connections}]\nchains:\n" +
+		"  - name: fwd\n    when: {ioc_types: [ip]}\n    forward: %s\n"
+	write("sweep.yaml", "name: sweep\nselector: site=cloud-eastus\ndeadline: 2m\n"+
+		"collectors: [{name: persistence}]\n")
+	write("bad-collector.yaml", "name: badc\ncollectors: [{name: nope}]\n")
+	write("again.yaml", fmt.Sprintf(outer, "sweep.yaml"))
+
+	t.Run("built, sealed and checked", func(t *testing.T) {
+		f, err := Load(write("ok.yaml", fmt.Sprintf(outer, "sweep.yaml")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sealed []*tasks.Hunt
+		seal := func(h *tasks.Hunt) ([]byte, error) {
+			sealed = append(sealed, h)
+			return []byte("sealed " + h.ID), nil
+		}
+		h, err := f.Hunt(Options{ReplyTo: "issuer", Seal: seal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sealed) != 1 || len(h.Chains) != 1 ||
+			string(h.Chains[0].Forward) != "sealed "+sealed[0].ID {
+			t.Fatalf("forward not sealed into the chain: %+v", h.Chains)
+		}
+		fh := sealed[0]
+		if fh.ReplyTo != "issuer" || fh.Selector.Expr != "site=cloud-eastus" ||
+			len(fh.Collectors) != 1 || fh.Collectors[0].Name != "persistence" ||
+			fh.NotAfter.Sub(fh.IssuedAt) != 2*time.Minute || fh.ID == h.ID {
+			t.Errorf("forwarded hunt %+v, want sweep.yaml's, replying to the issuer", fh)
+		}
+		if _, err := f.Validate(5, node.ValidateHunt); err != nil {
+			t.Errorf("validate: %v", err)
+		}
+	})
+	for _, tc := range []struct{ name, target, want string }{
+		{"forwarded hunt checked as a node would", "bad-collector.yaml",
+			`forwarded hunt: unknown collector "nope"`},
+		{"forwarded hunt forwards again", "again.yaml", "may not forward again"},
+		{"chain forwards its own file", "t.yaml", "may not forward again"},
+		{"forward file missing", "missing.yaml", "chain fwd: forward"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Load(write("t.yaml", fmt.Sprintf(outer, tc.target)))
+			if err == nil {
+				_, err = f.Validate(5, node.ValidateHunt)
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error with %q", err, tc.want)
