@@ -44,6 +44,10 @@ against the live nodes of the local node when one runs. Nothing is sent.`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			printHuntSummary(f, h)
+			if s := h.Selector.Sample; fleet <= 0 && s != "" && !strings.HasSuffix(s, "%") {
+				fmt.Fprintf(os.Stderr, "note: sample %s is a node count, not checked against a "+
+					"fleet: no local node answered; pass --fleet-size N\n", s)
+			}
 			return nil
 		},
 	}

@@ -369,3 +369,37 @@ func waitOwnResult(t *testing.T, n *Node, id string) tasks.Result {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDiffRuns checks the changes view of a recurring hunt: findings added
+// and removed, times ignored, and hosts that declined not counted as ran.
+func TestDiffRuns(t *testing.T) {
+	det := func(host, path string, at time.Time) tasks.Detection {
+		return tasks.Detection{Host: host, IoCType: "rule", IoCValue: "dropped", Time: at,
+			Record: tasks.Record{Kind: tasks.KindFile, Host: host, Time: at,
+				Fields: map[string]any{"path": path}}}
+	}
+	t0, t1 := time.Now(), time.Now().Add(time.Minute)
+	run1 := []tasks.Result{
+		{Host: "a", Final: true, Status: tasks.StatusFinished,
+			Detections: []tasks.Detection{det("a", "/tmp/one", t0), det("a", "/tmp/kept", t0)}},
+		{Host: "b", Final: true, Status: tasks.StatusFinished},
+		{Host: "c", Final: true, Status: tasks.StatusDeclined},
+	}
+	run2 := []tasks.Result{
+		{Host: "a", Final: true, Status: tasks.StatusFinished,
+			Detections: []tasks.Detection{det("a", "/tmp/kept", t1)}},
+		{Host: "b", Final: true, Status: tasks.StatusFinished,
+			Detections: []tasks.Detection{det("b", "/tmp/two", t1)}},
+	}
+	d := DiffRuns("T", run1, "T/run/2", run2)
+	if len(d.Added) != 1 || !strings.Contains(d.Added[0], "b  rule:dropped") ||
+		!strings.Contains(d.Added[0], "/tmp/two") {
+		t.Errorf("added %q, want b's /tmp/two", d.Added)
+	}
+	if len(d.Removed) != 1 || !strings.Contains(d.Removed[0], "/tmp/one") {
+		t.Errorf("removed %q, want a's /tmp/one", d.Removed)
+	}
+	if strings.Join(d.FromHosts, ",") != "a,b" || strings.Join(d.ToHosts, ",") != "a,b" {
+		t.Errorf("hosts %v -> %v, want a,b both times (c declined)", d.FromHosts, d.ToHosts)
+	}
+}

@@ -42,6 +42,9 @@ func (n *Node) scheduleRuns(h *tasks.Hunt, log *slog.Logger) {
 					return
 				}
 			}
+			if _, cancelled := n.cancelReason(h.ID); cancelled {
+				return
+			}
 			run := *h
 			run.ID = tasks.RunID(h.ID, k)
 			rlog := log.With("run", k)
@@ -63,8 +66,8 @@ type RunDiff struct {
 	Added   []string `json:"added,omitempty"`
 	Removed []string `json:"removed,omitempty"`
 
-	// Hosts are the hosts that answered each run, for telling "gone"
-	// from "not asked".
+	// Hosts are the hosts that ran each run (declined ones left out), for
+	// telling "gone" from "not asked".
 	FromHosts []string `json:"from_hosts,omitempty"`
 	ToHosts   []string `json:"to_hosts,omitempty"`
 }
@@ -85,7 +88,7 @@ func DiffRuns(fromID string, from []tasks.Result, toID string, to []tasks.Result
 			for _, d := range r.Detections {
 				m[Finding(d)] = true
 			}
-			if r.Final && !slices.Contains(hosts, r.Host) {
+			if r.Final && r.Status != tasks.StatusDeclined && !slices.Contains(hosts, r.Host) {
 				hosts = append(hosts, r.Host)
 			}
 		}
