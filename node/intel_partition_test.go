@@ -39,7 +39,7 @@ func (c *cutter) isBlocked(p peer.ID) bool {
 	return c.blocked[p]
 }
 
-func (c *cutter) InterceptPeerDial(p peer.ID) bool                  { return !c.isBlocked(p) }
+func (c *cutter) InterceptPeerDial(p peer.ID) bool                 { return !c.isBlocked(p) }
 func (c *cutter) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !c.isBlocked(p) }
 func (c *cutter) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
 func (c *cutter) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
