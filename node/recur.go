@@ -42,9 +42,6 @@ func (n *Node) scheduleRuns(h *tasks.Hunt, log *slog.Logger) {
 					return
 				}
 			}
-			if _, cancelled := n.cancelReason(h.ID); cancelled {
-				return
-			}
 			run := *h
 			run.ID = tasks.RunID(h.ID, k)
 			rlog := log.With("run", k)
