@@ -168,6 +168,9 @@ func (p *printer) completeness(c *node.Completeness) {
 	default:
 		line := fmt.Sprintf("answered %d/%d live nodes (%s); silent: %s", c.Answered, c.Expected,
 			strings.Join(statuses, ", "), silent)
+		if len(c.Working) > 0 {
+			line += "; still working: " + strings.Join(c.Working, ", ")
+		}
 		if c.Unexpected > 0 {
 			line += fmt.Sprintf("; %d answers from nodes not seen live at send time", c.Unexpected)
 		}

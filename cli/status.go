@@ -14,14 +14,23 @@ import (
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var addrOnly bool
+	var (
+		addrOnly bool
+		output   string
+	)
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Describe the local node: identity, addresses, peers and counters",
-		Long: `Describe the node on this data directory. With --addr, print only its TCP
-multiaddr, ready to give other nodes as --peer.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "status [TASK-ID]",
+		Short: "Describe the local node, or one task's outcome on every node",
+		Long: `Describe the node on this data directory: identity, addresses, peers and
+counters. With --addr, print only its TCP multiaddr, ready to give other nodes as --peer.
+
+With a TASK-ID, show that task's outcome per node instead (as 'task status'): received,
+declined, running, finished (rows, detections, digest), failed (reason) or silent.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return showTaskStatus(cmdContext(cmd), g, args[0], output)
+			}
 			client, err := node.Dial(g.dataDir)
 			if err != nil {
 				return err
@@ -59,5 +68,6 @@ multiaddr, ready to give other nodes as --peer.`,
 		},
 	}
 	cmd.Flags().BoolVar(&addrOnly, "addr", false, "print only the node's TCP multiaddr")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "with a TASK-ID: table or ndjson")
 	return cmd
 }

@@ -84,6 +84,16 @@ type Config struct {
 	// a random peer's; zero means 15 s. New connections sync at once.
 	IntelSyncInterval time.Duration
 
+	// TaskSyncInterval is how often the node asks a random peer for the
+	// active tasks it missed; zero means DefaultTaskSyncInterval. New
+	// connections catch up at once.
+	TaskSyncInterval time.Duration
+
+	// ReceiptDelay is how long a task may wait for a slot, or run, before
+	// the node sends its issuer a signed receipt saying so; quick answers
+	// need none. Zero means one second.
+	ReceiptDelay time.Duration
+
 	// Sim holds the simulator's hooks; zero for a real node.
 	Sim SimHooks
 }

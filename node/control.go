@@ -21,7 +21,9 @@ const maxRequestBytes = 1 << 20
 
 // Request is one control-socket call.
 type Request struct {
-	// Op is info, hunt, results or peers.
+	// Op is info, peers, hunt (issue any signed task: hunt, query or
+	// cancel), results, task (one task's outcome per node), tasks (the
+	// active tasks), blob or intel.
 	Op string `json:"op"`
 
 	// Envelope is a signed task, for hunt.
@@ -30,7 +32,7 @@ type Request struct {
 	// Wait is how long hunt waits for answers.
 	Wait time.Duration `json:"wait,omitempty"`
 
-	// TaskID names the task, for results.
+	// TaskID names the task, for results and task.
 	TaskID string `json:"task_id,omitempty"`
 
 	// Intel is the request of op intel.
@@ -61,7 +63,18 @@ type Response struct {
 	Completeness *Completeness  `json:"completeness,omitempty"`
 	Intel        *IntelResponse `json:"intel,omitempty"`
 	Chunk        []byte         `json:"chunk,omitempty"`
+	Groups       []tasks.Group  `json:"groups,omitempty"`
+	Task         *TaskStatus    `json:"task,omitempty"`
+	Tasks        []TaskBrief    `json:"tasks,omitempty"`
 	Done         bool           `json:"done,omitempty"`
+}
+
+// TaskBrief is one line of the active task list.
+type TaskBrief struct {
+	ID       string    `json:"id"`
+	Type     string    `json:"type"`
+	NotAfter time.Time `json:"not_after"`
+	Issued   bool      `json:"issued,omitempty"`
 }
 
 // ServeControl listens on the control socket until ctx ends. The socket is
@@ -139,17 +152,29 @@ func (n *Node) serveConn(ctx context.Context, conn net.Conn) {
 		n.serveHunt(ctx, req, send)
 	case "results":
 		n.serveResults(req, send)
+	case "task":
+		st, err := n.TaskStatus(req.TaskID)
+		if err != nil {
+			send(Response{Error: err.Error(), Done: true})
+			return
+		}
+		send(Response{Task: st, Done: true})
+	case "tasks":
+		n.serveTasks(send)
 	case "blob":
 		n.serveBlob(req, send)
 	case "intel":
 		n.serveIntel(ctx, req.Intel, send)
 	default:
 		n.count("control/bad-request")
-		send(Response{Error: fmt.Sprintf("control request: unknown op %q (want info, peers, hunt, results, intel)",
+		send(Response{Error: fmt.Sprintf("control request: unknown op %q (want info, peers, hunt, results, task, tasks, blob, intel)",
 			req.Op), Done: true})
 	}
 }
 
+// serveHunt issues a signed task (a hunt, a query or a cancel) and streams
+// its answers back until every live node answered or the wait ended. A
+// query's merged stacking groups come with the completeness.
 func (n *Node) serveHunt(ctx context.Context, req Request, send func(Response) bool) {
 	wait := req.Wait
 	if wait <= 0 {
@@ -166,10 +191,38 @@ func (n *Node) serveHunt(ctx context.Context, req Request, send func(Response) b
 	}
 	id := c.Header.ID
 	send(Response{TaskID: id})
-	comp := n.Await(ctx, id, expected, wait, func(r *tasks.Result) {
-		send(Response{TaskID: id, Result: r})
-	})
+	stream := func(r *tasks.Result) {
+		if !r.Receipt {
+			send(Response{TaskID: id, Result: r})
+		}
+	}
+	if c.Header.Type == tasks.TypeQuery {
+		q, err := tasks.DecodeQuery(c.Envelope.Payload)
+		if err != nil {
+			send(Response{Error: err.Error(), Done: true})
+			return
+		}
+		ans := n.awaitQuery(ctx, q, expected, wait, stream)
+		send(Response{TaskID: id, Completeness: &ans.Completeness, Groups: ans.Groups,
+			Done: true})
+		return
+	}
+	comp := n.Await(ctx, id, expected, wait, stream)
 	send(Response{TaskID: id, Completeness: &comp, Done: true})
+}
+
+// serveTasks lists the active tasks this node holds.
+func (n *Node) serveTasks(send func(Response) bool) {
+	active, err := n.store.ActiveTasks(time.Now())
+	if err != nil {
+		send(Response{Error: "tasks: " + err.Error(), Done: true})
+		return
+	}
+	out := make([]TaskBrief, 0, len(active))
+	for _, t := range active {
+		out = append(out, TaskBrief{ID: t.ID, Type: t.Type, NotAfter: t.NotAfter, Issued: t.Issued})
+	}
+	send(Response{Tasks: out, Done: true})
 }
 
 func (n *Node) serveResults(req Request, send func(Response) bool) {

@@ -61,7 +61,7 @@ func (n *Node) keepForwards(c *tasks.Checked) error {
 		}
 		if err := n.store.PutTask(store.StoredTask{ID: fc.Header.ID, Type: fc.Header.Type,
 			NotAfter: fc.Header.NotAfter, Envelope: h.Chains[i].Forward,
-			Issued: true}); err != nil {
+			Issued: true, Held: true}); err != nil {
 			return fmt.Errorf("keep forwarded hunt: %w", err)
 		}
 	}

@@ -24,8 +24,13 @@ type Completeness struct {
 	ByStatus map[tasks.Status]int `json:"by_status"`
 
 	// Silent names the expected nodes (by host, or ID when unknown) that
-	// sent nothing final before the wait ended.
+	// sent nothing before the wait ended.
 	Silent []string `json:"silent,omitempty"`
+
+	// Working names the expected nodes that sent a receipt (received or
+	// running) but no final answer before the wait ended; ByStatus counts
+	// them under their last receipt's status.
+	Working []string `json:"working,omitempty"`
 
 	// Unexpected counts answers from nodes that were not in the live view
 	// when the task was issued (they joined since, or were not yet seen).
@@ -50,9 +55,17 @@ func (n *Node) Await(ctx context.Context, id string, expected []PeerView, wait t
 		}
 		pending[p.ID] = name
 	}
-	seen := map[string]bool{} // node ID+seq already handed on
+	seen := map[string]bool{}            // node ID+seq already handed on
+	working := map[string]tasks.Status{} // node ID -> last receipt, until final
 
 	take := func(r *tasks.Result) {
+		if r.Receipt {
+			if _, ok := pending[r.Node]; ok {
+				working[r.Node] = r.Status
+			}
+			fn(r)
+			return
+		}
 		key := r.Node + "/" + strconv.Itoa(r.Seq)
 		if seen[key] {
 			return
@@ -71,7 +84,13 @@ func (n *Node) Await(ctx context.Context, id string, expected []PeerView, wait t
 		}
 	}
 
-	// Parts that arrived before we started watching are in the store.
+	// Parts that arrived before we started watching are in the store, and
+	// receipts in memory.
+	for node, rc := range n.receiptsOf(id) {
+		if _, ok := pending[node]; ok {
+			working[node] = rc.status
+		}
+	}
 	if stored, err := n.store.Results(id); err == nil {
 		for i := range stored {
 			take(&stored[i])
@@ -85,17 +104,26 @@ func (n *Node) Await(ctx context.Context, id string, expected []PeerView, wait t
 		case r := <-ch:
 			take(r)
 		case <-timer.C:
-			pending = finishSilent(&comp, pending)
+			pending = finishSilent(&comp, pending, working)
 		case <-ctx.Done():
-			pending = finishSilent(&comp, pending)
+			pending = finishSilent(&comp, pending, working)
 		}
 	}
 	sort.Strings(comp.Silent)
+	sort.Strings(comp.Working)
 	return comp
 }
 
-func finishSilent(comp *Completeness, pending map[string]string) map[string]string {
-	for _, name := range pending {
+// finishSilent ends the wait: each node still pending is working when it
+// sent a receipt, else silent.
+func finishSilent(comp *Completeness, pending map[string]string,
+	working map[string]tasks.Status) map[string]string {
+	for id, name := range pending {
+		if st, ok := working[id]; ok {
+			comp.Working = append(comp.Working, name)
+			comp.ByStatus[st]++
+			continue
+		}
 		comp.Silent = append(comp.Silent, name)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -53,6 +54,12 @@ type Node struct {
 	running map[string]context.CancelFunc
 	// counters count refusals and other events by name.
 	counters map[string]uint64
+	// cancelled holds the reason of every task cancelled here, by base ID,
+	// until its deadline (cancel.go).
+	cancelled map[string]cancelMark
+	// receipts hold the last receipt of each node, per task this node
+	// issued, until the task's deadline (cancel.go).
+	receipts map[string]map[string]receipt
 
 	// chainLim rate limits chained rules (chain.go); it has its own lock.
 	chainLim chainLimits
@@ -104,6 +111,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		watchers: map[string][]chan *tasks.Result{},
 		running:  map[string]context.CancelFunc{},
 		counters: map[string]uint64{},
+
+		cancelled: map[string]cancelMark{},
+		receipts:  map[string]map[string]receipt{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -126,6 +136,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.log = log.With("node", shortID(m.ID()))
 
 	m.Handle(ProtoResults, n.handleResult)
+	m.Handle(ProtoPage, n.servePage)
+	m.Handle(ProtoTaskSync, n.serveTaskSync)
 	if err := m.Join(TopicTasks, n.validateTask, n.handleTask); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("join task topic: %w", err)
@@ -134,6 +146,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("start intel: %w", err)
 	}
+	n.reportInterrupted()
+	m.OnConnect(n.onConnectTasks)
+	n.wg.Add(1)
+	go n.taskSyncLoop(cmp.Or(cfg.TaskSyncInterval, DefaultTaskSyncInterval))
 	n.log.Info("node started", "host", cfg.Host, "addrs", m.Addrs(), "labels", cfg.Labels,
 		"trusted_keys", trust.Len())
 	return n, nil

@@ -42,6 +42,9 @@ func (n *Node) scheduleRuns(h *tasks.Hunt, log *slog.Logger) {
 					return
 				}
 			}
+			if _, cancelled := n.cancelReason(h.ID); cancelled {
+				return
+			}
 			run := *h
 			run.ID = tasks.RunID(h.ID, k)
 			rlog := log.With("run", k)

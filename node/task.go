@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,6 +92,10 @@ func (n *Node) handleTask(from string, raw []byte) {
 	}
 
 	log := n.log.With("task", h.ID, "type", h.Type, "analyst", c.Signer.Name)
+	if h.Type == tasks.TypeCancel {
+		n.handleCancel(h, c, log) // cancel.go: every node obeys, whatever the selector
+		return
+	}
 	selected, err := n.selects(h) // a count sample uses the membership view (sample.go)
 	if err != nil || !selected {
 		reason := "not selected by " + describeSelector(h.Selector)
@@ -103,6 +108,8 @@ func (n *Node) handleTask(from string, raw []byte) {
 	}
 
 	switch h.Type {
+	case tasks.TypeQuery:
+		n.startQuery(h, c, log) // query.go
 	case tasks.TypeHunt:
 		hunt, err := tasks.DecodeHunt(c.Envelope.Payload)
 		if err != nil {
@@ -134,8 +141,15 @@ func describeSelector(s tasks.Selector) string {
 }
 
 // startTask runs work in its own goroutine once a slot is free, bounded by
-// the task's deadline and the node's life, and sends what it returns.
+// the task's deadline and the node's life, and sends what it returns. A
+// task that waits for a slot, or runs, longer than the receipt delay tells
+// its issuer so with a signed receipt. A cancelled task still sends what it
+// found, marked failed with the cancel's reason.
 func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Context) []*tasks.Result) {
+	if reason, ok := n.cancelReason(h.ID); ok {
+		n.sendResults(h, []*tasks.Result{n.newResult(h.ID, tasks.StatusFailed, reason)})
+		return
+	}
 	ctx, cancel := context.WithDeadline(n.ctx, h.NotAfter)
 	n.mu.Lock()
 	n.running[h.ID] = cancel
@@ -154,17 +168,60 @@ func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Con
 		if n.cfg.Sim.BeforeRun != nil {
 			n.cfg.Sim.BeforeRun(ctx, h.ID)
 		}
+
+		// Wait for a slot; say so if that takes a while.
+		delay := cmp.Or(n.cfg.ReceiptDelay, time.Second)
+		receipt := time.AfterFunc(delay, func() { n.sendReceipt(h, tasks.StatusReceived) })
 		select {
 		case n.slots <- struct{}{}:
+			receipt.Stop()
 			defer func() { <-n.slots }()
 		case <-ctx.Done():
+			receipt.Stop()
+			if n.ctx.Err() == nil { // a restart is reported by reportInterrupted
+				reason := "deadline passed while waiting for a task slot"
+				if r, ok := n.cancelReason(h.ID); ok {
+					reason = r
+				}
+				n.sendResults(h, []*tasks.Result{n.newResult(h.ID, tasks.StatusFailed, reason)})
+			}
 			return
 		}
+
+		// Run; say so if that takes a while.
 		start := time.Now()
+		receipt = time.AfterFunc(delay, func() { n.sendReceipt(h, tasks.StatusRunning) })
 		results := work(ctx)
+		receipt.Stop()
+		if reason, ok := n.cancelReason(h.ID); ok && len(results) > 0 {
+			last := results[len(results)-1]
+			last.Status, last.Reason = tasks.StatusFailed, reason
+		}
+		if n.ctx.Err() != nil {
+			return // stopping: the answer is reported after the restart
+		}
 		n.sendResults(h, results)
 		log.Info("task finished", "dur", time.Since(start).Round(time.Millisecond))
 	}()
+}
+
+// sendReceipt tells the issuer this node holds task h in state status.
+func (n *Node) sendReceipt(h tasks.Header, status tasks.Status) {
+	if h.ReplyTo == "" || n.ctx.Err() != nil {
+		return
+	}
+	r := n.newResult(h.ID, status, "")
+	r.Final, r.Receipt, r.SentAt = false, true, time.Now().UTC()
+	raw, err := tasks.SealResult(n.key, r)
+	if err != nil {
+		n.log.Error("sign receipt", "task", h.ID, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := n.mesh.Call(ctx, h.ReplyTo, ProtoResults, raw); err != nil {
+		n.log.Debug("send receipt", "task", h.ID, "peer", shortID(h.ReplyTo), "err", err)
+	}
 }
 
 // newResult starts a result of this node for task id.
@@ -181,8 +238,9 @@ func (n *Node) newResult(id string, status tasks.Status, reason string) *tasks.R
 }
 
 // sendResults keeps the node's own answer in its store, so it can be read
-// later even if the issuer is gone, then signs each part and streams it to
-// the issuer.
+// later even if the issuer is gone, then signs it and delivers it to the
+// issuer: whole when small, else as a summary the issuer pulls pages for
+// (results.go).
 func (n *Node) sendResults(h tasks.Header, parts []*tasks.Result) {
 	for i, r := range parts {
 		r.Seq = i
@@ -197,17 +255,7 @@ func (n *Node) sendResults(h tasks.Header, parts []*tasks.Result) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 	defer cancel()
-	for _, r := range parts {
-		raw, err := tasks.SealResult(n.key, r)
-		if err != nil {
-			n.log.Error("sign result", "task", h.ID, "err", err)
-			return
-		}
-		if _, err := n.mesh.Call(ctx, h.ReplyTo, ProtoResults, raw); err != nil {
-			n.log.Warn("send result", "task", h.ID, "peer", shortID(h.ReplyTo), "err", err)
-			return
-		}
-	}
+	n.deliver(ctx, h, parts)
 }
 
 // handleResult receives a signed result part on the results protocol. It
@@ -235,6 +283,24 @@ func (n *Node) handleResult(_ context.Context, from string, raw []byte) ([]byte,
 		n.log.Warn("result refused", "peer", shortID(from), "task", r.TaskID,
 			"reason", "task not issued by this node")
 		return nil, fmt.Errorf("refuse result: task %s was not issued here", r.TaskID)
+	}
+	switch {
+	case r.Receipt:
+		if r.Final || len(r.Records)+len(r.Detections)+len(r.Groups) > 0 || r.Pages > 0 {
+			n.count("result-refused/malformed")
+			return nil, errors.New("refuse result: a receipt carries no rows and is not final")
+		}
+		n.keepReceipt(r)
+		n.notify(r)
+		return []byte("ok"), nil
+	case r.Pages > 0:
+		if !r.Final || r.Pages > maxPages || len(r.Records)+len(r.Detections)+len(r.Groups) > 0 {
+			n.count("result-refused/malformed")
+			return nil, fmt.Errorf("refuse result: a summary of %d pages must be final, "+
+				"carry no rows and announce at most %d pages", r.Pages, maxPages)
+		}
+		n.pullPages(from, r) // results.go: pulls, stores and notifies each part
+		return []byte("ok"), nil
 	}
 	if from != n.ID() {
 		// Our own answer is already stored by sendResults.

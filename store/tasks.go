@@ -29,6 +29,11 @@ type StoredTask struct {
 
 	// Issued is true when this node issued the task.
 	Issued bool `json:"issued,omitempty"`
+
+	// Held marks a task kept only so that its answers are accepted: a
+	// forwarded hunt that waits for its chained rule to trigger. Catch-up
+	// does not offer it to peers.
+	Held bool `json:"held,omitempty"`
 }
 
 // MarkSeen records taskID as seen and reports whether it was new. It is

@@ -158,4 +158,20 @@ type Result struct {
 
 	// SentAt is the answering node's clock when the part was sent.
 	SentAt time.Time `json:"sent_at"`
+
+	// Groups are a query's partial stacking groups (query.go).
+	Groups []Group `json:"groups,omitempty"`
+
+	// Digest is the hex SHA-256 over the rows the node found, so two
+	// answers can be compared without the rows.
+	Digest string `json:"digest,omitempty"`
+
+	// Pages, on a summary, says the answer is held in this many parts that
+	// the issuer pulls (Seq 0 to Pages-1); the summary carries no rows.
+	Pages int `json:"pages,omitempty"`
+
+	// Receipt marks a signed progress note: the node took the task and is
+	// waiting for a slot (StatusReceived) or working on it (StatusRunning).
+	// A receipt carries no rows, is never Final and is not stored as a part.
+	Receipt bool `json:"receipt,omitempty"`
 }
