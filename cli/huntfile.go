@@ -71,14 +71,20 @@ func liveFleet(ctx context.Context, g *globals) int {
 	return info.LivePeers + 1
 }
 
-func printHuntSummary(f *huntfile.File, h *tasks.Hunt) {
-	sel := h.Selector.Expr
+// describeSel writes a selector for people: its expression, and sample.
+func describeSel(s tasks.Selector) string {
+	sel := s.Expr
 	if sel == "" {
 		sel = "all"
 	}
-	if h.Selector.Sample != "" {
-		sel += " sample " + h.Selector.Sample
+	if s.Sample != "" {
+		sel += " sample " + s.Sample
 	}
+	return sel
+}
+
+func printHuntSummary(f *huntfile.File, h *tasks.Hunt) {
+	sel := describeSel(h.Selector)
 	names := huntfile.CollectorNames(h)
 	fmt.Printf("ok %s: %d collectors (%s), %d indicators, %d rules, %d chains\n", f.Name,
 		len(names), strings.Join(names, ","), len(h.IoCs), len(h.Rules), len(h.Chains))
@@ -87,6 +93,18 @@ func printHuntSummary(f *huntfile.File, h *tasks.Hunt) {
 		fmt.Printf(", every %s", h.Every)
 	}
 	fmt.Println()
+	fws := f.Forwards()
+	for _, c := range f.Chains {
+		if c.Forward == "" || len(fws) == 0 {
+			continue
+		}
+		fh := fws[0]
+		fws = fws[1:]
+		names := huntfile.CollectorNames(fh)
+		fmt.Printf("   chain %s forwards %s: %d collectors (%s), selector %s, deadline %s\n",
+			c.Name, c.Forward, len(names), strings.Join(names, ","), describeSel(fh.Selector),
+			fh.NotAfter.Sub(fh.IssuedAt))
+	}
 }
 
 // huntFromFile builds the hunt of hunt run FILE for the local node.
@@ -108,6 +126,10 @@ func huntFromFile(path string, info *node.Info, analyst string,
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	fmt.Fprintf(os.Stderr, "hunt %s from %s\n", f.Name, path)
+	for _, fh := range f.Forwards() {
+		fmt.Fprintf(os.Stderr, "forwards hunt %s (selector %s) when its chain triggers; "+
+			"its answers: huntmesh results %s\n", fh.ID, describeSel(fh.Selector), fh.ID)
+	}
 	return h, nil
 }
 

@@ -375,6 +375,11 @@ func (f *File) forward(c Chain, o Options, now time.Time) ([]byte, error) {
 	return o.Seal(fh)
 }
 
+// Forwards returns the forwarded hunts the last Hunt or Validate call
+// built, in the order of the chains that carry them, so that the analyst
+// can be told their task IDs: their answers are kept under those IDs.
+func (f *File) Forwards() []*tasks.Hunt { return slices.Clone(f.forwards) }
+
 // Checker validates what only a node can: collector names and
 // parameters, and CEL conditions. node.ValidateHunt satisfies it.
 type Checker func(h *tasks.Hunt) error
