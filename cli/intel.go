@@ -55,7 +55,8 @@ agree again once they meet. Every node matches what it collects against the set,
 re-matches recently stored records when the set gains indicators.`,
 	}
 	cmd.AddCommand(newIntelAddCmd(g, tasks.IntelAdd), newIntelAddCmd(g, tasks.IntelRemove),
-		newIntelListCmd(g), newIntelImportCmd(g), newIntelExportCmd(g), newIntelStatusCmd(g))
+		newIntelListCmd(g), newIntelImportCmd(g), newIntelExportCmd(g), newIntelStatusCmd(g),
+		newIntelDetectionsCmd(g))
 	return cmd
 }
 
@@ -289,6 +290,14 @@ the analysts who made them, which this mesh's trust files must accept.`,
 					if err := issueUpdates(cmd.Context(), c, b.Updates, 0); err != nil {
 						return err
 					}
+					if st, err := intelStatus(intelCtx(cmd), c); err == nil {
+						same := "the same as the bundle's"
+						if st.Digest != b.Digest {
+							same = "not the bundle's " + b.Digest[:min(16, len(b.Digest))] +
+								" (the node holds other updates too)"
+						}
+						fmt.Printf("node digest %.16s: %s\n", st.Digest, same)
+					}
 					continue
 				}
 				imp, err := intel.ImportFile(path, time.Now())
@@ -351,10 +360,15 @@ func dedupIoCs(iocs []tasks.IoC) []tasks.IoC {
 }
 
 // readBundle reads path as an intel bundle; ok is false for other files.
+// A bundle is known by its content, whatever the file is named, since
+// export --bundle writes to any name the analyst gives.
 func readBundle(path string) (*intelBundle, bool, error) {
-	if !strings.HasSuffix(strings.ToLower(path), ".json") &&
-		!strings.HasSuffix(strings.ToLower(path), ".hmintel") {
-		return nil, false, nil
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("import %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, false, nil // ImportFile names the problem
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -363,7 +377,7 @@ func readBundle(path string) (*intelBundle, bool, error) {
 	defer f.Close()
 	head := make([]byte, 256)
 	k, _ := io.ReadFull(f, head)
-	if !bytes.Contains(head[:k], []byte(`"huntmesh_intel_bundle"`)) {
+	if !bytes.HasPrefix(bytes.TrimLeft(head[:k], " \t\r\n"), []byte(`{"huntmesh_intel_bundle"`)) {
 		return nil, false, nil
 	}
 	data, err := readIntelFile(path, maxBundleBytes)
@@ -595,4 +609,84 @@ func newIntelStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
+}
+
+func newIntelDetectionsCmd(g *globals) *cobra.Command {
+	var since, output string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "detections",
+		Short: "Show what retro-hunts found in this node's stored records",
+		Long: `When the shared set gains indicators, the node matches the records it stored
+within its retro-hunt window against them and keeps what matches. This prints those
+detections, oldest event first.`,
+		Example: "  huntmesh intel detections --since 24h -o ndjson",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := node.IntelRequest{Action: "detections", Limit: limit}
+			if since != "" {
+				t, err := parseIntelSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				req.Since = t
+			}
+			c, err := dialIntelNode(g)
+			if err != nil {
+				return err
+			}
+			var dets []tasks.Detection
+			err = c.Intel(intelCtx(cmd), req, func(r *node.IntelResponse) error {
+				dets = append(dets, r.Detections...)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return writeRetro(os.Stdout, output, dets)
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "only events since: RFC 3339 or a duration back")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many detections (0: all)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or ndjson")
+	return cmd
+}
+
+func parseIntelSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q: want RFC 3339 or a duration", s)
+	}
+	return t, nil
+}
+
+// writeRetro prints retro-hunt detections.
+func writeRetro(w io.Writer, format string, dets []tasks.Detection) error {
+	switch format {
+	case "ndjson":
+		enc := json.NewEncoder(w)
+		for _, d := range dets {
+			if err := enc.Encode(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "table":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tHOST\tKIND\tIOC\tFIELD\tSEVERITY\tTAGS")
+		for _, d := range dets {
+			v := d.IoCValue
+			if len(v) > 60 {
+				v = v[:57] + "..."
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%s\t%s\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339),
+				d.Host, d.Record.Kind, d.IoCType, v, d.Field, d.Severity, strings.Join(d.Tags, ","))
+		}
+		fmt.Fprintf(tw, "%d detections\n", len(dets))
+		return tw.Flush()
+	}
+	return fmt.Errorf("--output %q: want table or ndjson", format)
 }

@@ -248,6 +248,25 @@ func TestIntelRetroHuntAndHuntMerge(t *testing.T) {
 	if st := n.IntelStatus(); st.Retro.Detections != 1 || st.Retro.Records != 2 {
 		t.Fatalf("retro report %+v, want 2 records and 1 detection", st.Retro)
 	}
+	// The control socket serves them, bounded by event time.
+	served := func(req IntelRequest) []tasks.Detection {
+		var out []tasks.Detection
+		n.serveIntel(context.Background(), &req, func(r Response) bool {
+			if r.Error != "" {
+				t.Fatal(r.Error)
+			}
+			out = append(out, r.Intel.Detections...)
+			return true
+		})
+		return out
+	}
+	if got := served(IntelRequest{Action: "detections"}); len(got) != 1 ||
+		got[0].Record.Fields["remote_address"] != "203.0.113.77" {
+		t.Fatalf("served %+v, want the retro detection", got)
+	}
+	if got := served(IntelRequest{Action: "detections", Since: old.Add(time.Minute)}); len(got) != 0 {
+		t.Fatalf("served %d detections older than since", len(got))
+	}
 
 	// A hunt's own IoCs are merged with the shared set for that hunt.
 	m, err := n.huntMatcher([]tasks.IoC{{Type: tasks.IoCPort, Value: "3333"}})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/huntmesh/huntmesh/intel"
+	"github.com/huntmesh/huntmesh/store"
 	"github.com/huntmesh/huntmesh/tasks"
 )
 
@@ -21,6 +22,11 @@ type IntelRequest struct {
 
 	// Type keeps only indicators of this type, for list.
 	Type string `json:"type,omitempty"`
+
+	// Since and Limit bound the retro-hunt detections of detections:
+	// event time at or after Since, at most Limit of them (0: no limit).
+	Since time.Time `json:"since,omitzero"`
+	Limit int       `json:"limit,omitempty"`
 }
 
 // IntelResponse is the intel part of a control response.
@@ -29,6 +35,9 @@ type IntelResponse struct {
 	IoCs      []tasks.IoC   `json:"iocs,omitempty"`
 	Envelopes [][]byte      `json:"envelopes,omitempty"`
 	Issued    []IntelIssued `json:"issued,omitempty"`
+
+	// Detections are retro-hunt detections, for detections.
+	Detections []tasks.Detection `json:"detections,omitempty"`
 }
 
 // IntelIssued is the outcome of one update handed to the node.
@@ -143,11 +152,51 @@ func (n *Node) serveIntel(ctx context.Context, req *IntelRequest, send func(Resp
 		send(Response{Intel: &IntelResponse{Issued: out}, Done: true})
 	case "export":
 		n.exportIntel(send)
+	case "detections":
+		n.retroDetections(ctx, req, send)
 	default:
 		n.count("control/bad-request")
 		send(Response{Error: fmt.Sprintf("intel: unknown action %q (want status, list, issue, "+
-			"export)", req.Action), Done: true})
+			"export, detections)", req.Action), Done: true})
 	}
+}
+
+// controlDetectionPage bounds the detections in one response line; each
+// carries its record.
+const controlDetectionPage = 200
+
+// errStopped ends a store scan when the client went away.
+var errStopped = errors.New("client went away")
+
+// retroDetections streams the detections retro-hunts stored on this node,
+// in event time order.
+func (n *Node) retroDetections(ctx context.Context, req *IntelRequest,
+	send func(Response) bool) {
+	if req.Limit < 0 {
+		send(Response{Error: fmt.Sprintf("intel detections: limit %d is negative", req.Limit),
+			Done: true})
+		return
+	}
+	var page []tasks.Detection
+	f := store.Filter{TaskID: RetroTaskID, Since: req.Since, Limit: req.Limit}
+	err := n.store.Detections(ctx, f, func(d tasks.Detection) error {
+		page = append(page, d)
+		if len(page) == controlDetectionPage {
+			if !send(Response{Intel: &IntelResponse{Detections: page}}) {
+				return errStopped
+			}
+			page = nil
+		}
+		return nil
+	})
+	if errors.Is(err, errStopped) {
+		return
+	}
+	if err != nil {
+		send(Response{Error: "intel detections: " + err.Error(), Done: true})
+		return
+	}
+	send(Response{Intel: &IntelResponse{Detections: page}, Done: true})
 }
 
 // exportIntel streams every held update, in arrival order, in pages.
