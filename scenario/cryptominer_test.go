@@ -76,7 +76,7 @@ func checkScenario(t *testing.T, f *Fleet, from string) []string {
 
 	t.Run("1 detections per host", func(t *testing.T) { checkDetections(t, dets) })
 	t.Run("2 nothing on web-01, revoked and expired match nothing", func(t *testing.T) {
-		checkClean(t, dets)
+		checkClean(t, ans.Results, dets)
 	})
 	t.Run("3 stacking", func(t *testing.T) { checkStacking(t, ans.Results) })
 	t.Run("4 timeline", func(t *testing.T) { checkTimeline(t, ans.Results) })
@@ -170,7 +170,9 @@ func checkDetections(t *testing.T, dets []tasks.Detection) {
 		{"vm-miner01", "50,000,000 bytes out to the pool", and(kind(tasks.KindFlow),
 			field("dst_address", pool), field("bytes_out", 50_000_000))},
 		{"vm-miner01", "/etc/rc.local starts the miner", and(kind(tasks.KindPersistence),
-			field("path", "/etc/rc.local"))},
+			field("path", "/etc/rc.local"), func(d *tasks.Detection) bool {
+				return strings.Contains(d.Record.Str("command"), "/usr/local/bin/miner")
+			})},
 		{"vm-miner01", "/usr/local/bin/miner SHA-256", and(field("path", "/usr/local/bin/miner"),
 			func(d *tasks.Detection) bool { return d.IoCType == "sha256" })},
 		{"vm-miner01", "/usr/local/bin/miner coinminer_cpu_binary", and(field("path",
@@ -213,7 +215,29 @@ func checkDetections(t *testing.T, dets []tasks.Detection) {
 	}
 }
 
-func checkClean(t *testing.T, dets []tasks.Detection) {
+// checkClean checks that web-01 and the vendor update check on app-01
+// were collected and matched nothing, and that the revoked and expired
+// indicators matched nothing anywhere.
+func checkClean(t *testing.T, results []*tasks.Result, dets []tasks.Detection) {
+	var webRecords, updateChecks int
+	for _, r := range results {
+		if r.Host == "web-01" && r.Final {
+			webRecords = r.TotalRecords
+		}
+		for _, rec := range r.Records {
+			if rec.Host == "app-01" && strings.Contains(rec.Str("cmdline"), "updater.exe") &&
+				rec.Str("remote_address") == "198.51.100.200" {
+				updateChecks++
+			}
+		}
+	}
+	// Without the records, "nothing matched" would prove nothing.
+	if webRecords == 0 {
+		t.Error("web-01 collected no records")
+	}
+	if updateChecks == 0 {
+		t.Error("app-01: the vendor update check to 198.51.100.200 was not collected")
+	}
 	for _, d := range dets {
 		switch {
 		case d.Host == "web-01":
