@@ -272,7 +272,7 @@ type), then sign the indicators with --key and share them. An intel bundle writt
 the analysts who made them, which this mesh's trust files must accept.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var all []tasks.IoC
+			var all, withdrawn []tasks.IoC
 			for _, path := range args {
 				if b, ok, err := readBundle(path); err != nil {
 					return err
@@ -305,6 +305,7 @@ the analysts who made them, which this mesh's trust files must accept.`,
 					return err
 				}
 				printImport(os.Stdout, path, imp)
+				withdrawn = append(withdrawn, imp.Withdrawn...)
 				for _, ioc := range imp.IoCs {
 					if severity != "" {
 						ioc.Severity = severity
@@ -316,10 +317,20 @@ the analysts who made them, which this mesh's trust files must accept.`,
 				}
 			}
 			all = dedupIoCs(all)
-			if dryRun || len(all) == 0 {
+			withdrawn = untaken(withdrawn, all)
+			if dryRun {
+				if len(withdrawn) > 0 {
+					fmt.Printf("would withdraw %d indicators the sources revoked or let expire, "+
+						"where the set holds them\n", len(withdrawn))
+				}
 				return nil
 			}
-			return signAndIssue(cmd.Context(), g, keyFile, tasks.IntelAdd, all)
+			if len(all) > 0 {
+				if err := signAndIssue(cmd.Context(), g, keyFile, tasks.IntelAdd, all); err != nil {
+					return err
+				}
+			}
+			return withdraw(cmd, g, keyFile, withdrawn)
 		},
 	}
 	fl := cmd.Flags()
@@ -328,6 +339,63 @@ the analysts who made them, which this mesh's trust files must accept.`,
 	fl.StringVar(&source, "source", "", "override every indicator's source")
 	fl.BoolVar(&dryRun, "dry-run", false, "print what would be imported, send nothing")
 	return cmd
+}
+
+// untaken drops from withdrawn what any imported file still gives, and
+// repeats.
+func untaken(withdrawn, taken []tasks.IoC) []tasks.IoC {
+	keys := map[string]bool{}
+	for _, ioc := range taken {
+		if k, err := intel.Key(ioc); err == nil {
+			keys[k] = true
+		}
+	}
+	var out []tasks.IoC
+	for _, ioc := range withdrawn {
+		k, err := intel.Key(ioc)
+		if err != nil || keys[k] {
+			continue
+		}
+		keys[k] = true
+		out = append(out, ioc)
+	}
+	return out
+}
+
+// withdraw removes from the shared set the withdrawn indicators it holds
+// active; the others need no tombstone.
+func withdraw(cmd *cobra.Command, g *globals, keyFile string, withdrawn []tasks.IoC) error {
+	if len(withdrawn) == 0 {
+		return nil
+	}
+	c, err := dialIntelNode(g)
+	if err != nil {
+		return err
+	}
+	held := map[string]bool{}
+	err = c.Intel(intelCtx(cmd), node.IntelRequest{Action: "list"},
+		func(r *node.IntelResponse) error {
+			for _, ioc := range r.IoCs {
+				if k, err := intel.Key(ioc); err == nil {
+					held[k] = true
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	var remove []tasks.IoC
+	for _, ioc := range withdrawn {
+		if k, _ := intel.Key(ioc); held[k] {
+			remove = append(remove, ioc)
+		}
+	}
+	if len(remove) == 0 {
+		return nil
+	}
+	fmt.Printf("withdrawing %d indicators the sources revoked or let expire\n", len(remove))
+	return signAndIssue(intelCtx(cmd), g, keyFile, tasks.IntelRemove, remove)
 }
 
 // dedupIoCs merges indicators that several files name: one op per

@@ -33,6 +33,13 @@ type Import struct {
 
 	// Meta summarises the import.
 	Meta Meta
+
+	// Withdrawn are indicators the source revoked or let expire (STIX
+	// revoked and valid_until), by type and value only: a set holding
+	// them from an earlier import should remove them. None of them is
+	// among IoCs: an indicator another object of the source still gives
+	// is not withdrawn.
+	Withdrawn []tasks.IoC
 }
 
 // Skip is one thing an importer left out.
@@ -105,6 +112,22 @@ func writeCounts(b *strings.Builder, c map[string]int) {
 type collector struct {
 	imp   Import
 	index map[string]int // Key -> position in imp.IoCs
+
+	withdrawn []tasks.IoC // candidates for Import.Withdrawn
+}
+
+// finishWithdrawn keeps the withdrawn indicators that nothing taken gives,
+// once each, as Import.Withdrawn.
+func (c *collector) finishWithdrawn() {
+	seen := map[string]bool{}
+	for _, w := range c.withdrawn {
+		key := w.Type + "\x00" + w.Value
+		if _, taken := c.index[key]; taken || seen[key] {
+			continue
+		}
+		seen[key] = true
+		c.imp.Withdrawn = append(c.imp.Withdrawn, tasks.IoC{Type: w.Type, Value: w.Value})
+	}
 }
 
 func newCollector(format string) *collector {

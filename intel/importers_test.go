@@ -1,6 +1,7 @@
 package intel
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,6 +83,16 @@ func TestImportSTIXScenario(t *testing.T) {
 		if !skippedFor(imp, "indicator", "revoked") || !skippedFor(imp, "indicator", "expired") {
 			t.Errorf("skips do not say revoked and expired: %v", imp.Skipped)
 		}
+		// They are withdrawn, so a set holding them from an earlier copy
+		// of the feed drops them.
+		var withdrawn []string
+		for _, w := range imp.Withdrawn {
+			withdrawn = append(withdrawn, w.Type+" "+w.Value)
+		}
+		slices.Sort(withdrawn)
+		if !slices.Equal(withdrawn, []string{"ip 198.51.100.200", "ip 198.51.100.99"}) {
+			t.Errorf("withdrawn %q", withdrawn)
+		}
 		m, err := Compile(imp.IoCs, CompileOptions{Now: testNow})
 		if err != nil {
 			t.Fatal(err)
@@ -111,6 +122,34 @@ func TestImportSTIXScenario(t *testing.T) {
 			t.Errorf("meta: %s", imp.Meta)
 		}
 	})
+}
+
+func TestImportSTIXWithdrawsOnlyWhatNothingGives(t *testing.T) {
+	bundle := `{"type":"bundle","id":"bundle--w","objects":[
+{"type":"indicator","id":"indicator--old","revoked":true,
+ "pattern":"[ipv4-addr:value = '192.0.2.1' OR ipv4-addr:value = '192.0.2.2']"},
+{"type":"indicator","id":"indicator--new","pattern":"[ipv4-addr:value = '192.0.2.2']"}]}`
+	imp, err := ImportSTIX(strings.NewReader(bundle), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imp.Withdrawn) != 1 || imp.Withdrawn[0].Value != "192.0.2.1" || len(imp.IoCs) != 1 ||
+		imp.IoCs[0].Value != "192.0.2.2" {
+		t.Fatalf("withdrawn %v, taken %v", imp.Withdrawn, imp.IoCs)
+	}
+	// Applied as removes after an earlier import's adds, the set drops it.
+	s, clock := NewSet(), NewClock(func() time.Time { return testNow })
+	earlier := []tasks.IoC{{Type: tasks.IoCIP, Value: "192.0.2.1"}}
+	if _, err := s.ApplyAll(Adds(earlier, clock, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyAll(append(Adds(imp.IoCs, clock, "a"),
+		Removes(imp.Withdrawn, clock, "a")...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := activeValues(s); !slices.Equal(got, []string{"ip 192.0.2.2"}) {
+		t.Fatalf("active %q", got)
+	}
 }
 
 func TestImportMISPScenario(t *testing.T) {
@@ -382,4 +421,56 @@ func TestImportFile(t *testing.T) {
 			t.Fatal("accepted")
 		}
 	})
+}
+
+// TestImportRealReports pins the whole per-type report of every real file:
+// each pattern property, attribute type or CSV type is either taken or
+// named as skipped, none is lost silently.
+func TestImportRealReports(t *testing.T) {
+	const real = "../testdata/real/"
+	tests := []struct {
+		file           string
+		taken, skipped map[string]int
+	}{
+		{"stix/oasis_indicator-for-c2-ip-address.json",
+			map[string]int{"ipv4-addr:value": 1}, map[string]int{}},
+		{"stix/oasis_indicators-for-C2-with-COA.json",
+			map[string]int{"ipv4-addr:value": 1, "file:hashes.'SHA-256'": 1}, map[string]int{}},
+		{"stix/oasis_malicious-email-indicator-with-attachment.json", map[string]int{},
+			map[string]int{"email-message:subject": 1,
+				"email-message:body_multipart[*].body_raw_ref.name": 1}},
+		{"misp/pymisp_circl-feed-event_57c4445b.json",
+			map[string]int{"filename": 1, "md5": 1, "sha1": 1, "sha256": 1},
+			map[string]int{"comment": 1, "link": 2, "regkey|value": 1, "text": 1}},
+		{"miner/derived_miner_iocs.csv",
+			map[string]int{"cmdline_substring": 5, "domain": 10, "filename": 1, "md5": 1,
+				"port": 2, "sha1": 1, "sha256": 1, "url_scheme": 3},
+			map[string]int{"useragent_prefix": 1}},
+		{"yara/signature-base_crime_crypto_miner.yar", map[string]int{"rule": 2}, map[string]int{}},
+		{"yara/signature-base_pua_cryptocoin_miner.yar", map[string]int{"rule": 4},
+			map[string]int{}},
+		{"yara/signature-base_pua_xmrig_monero_miner.yar", map[string]int{"rule": 4},
+			map[string]int{}},
+		{"yara/yara-rules_MALW_XMRIG_Miner.yar", map[string]int{"rule": 1}, map[string]int{}},
+	}
+	for _, tc := range tests {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			imp, err := ImportFile(real+tc.file, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(imp.Meta.Taken, tc.taken) || !maps.Equal(imp.Meta.Skipped, tc.skipped) {
+				t.Fatalf("report %s\nwant taken %v, skipped %v", imp.Meta, tc.taken, tc.skipped)
+			}
+			// Every skip names its type, a reason and a place.
+			for _, sk := range imp.Skipped {
+				if tc.skipped[sk.What] == 0 || sk.Reason == "" || sk.Where == "" {
+					t.Errorf("skip %+v", sk)
+				}
+			}
+			if len(imp.IoCs) == 0 && len(tc.taken) > 0 {
+				t.Fatal("nothing taken")
+			}
+		})
+	}
 }

@@ -44,7 +44,8 @@ type stixBundle struct {
 
 // ImportSTIX reads a STIX 2.1 (or 2.0) bundle and turns its indicators into
 // IoCs. Revoked indicators and those whose valid_until is not after now are
-// skipped; others carry valid_until as Expires. Threat actors, malware,
+// skipped, and what they would give is listed in Import.Withdrawn; others
+// carry valid_until as Expires. Threat actors, malware,
 // tools, campaigns and ATT&CK techniques linked by "indicates", "uses" and
 // "attributed-to" relationships become tags ("actor:CryptoMinersGroup",
 // "T1496"). Severity comes from a severity label or the confidence.
@@ -102,17 +103,30 @@ func ImportSTIX(r io.Reader, now time.Time) (Import, error) {
 		}
 		c.indicator(o, g.tags(o.ID), source, now)
 	}
+	c.finishWithdrawn()
 	return c.imp, nil
+}
+
+// withdraw notes the IoCs a revoked or expired indicator gave, so that a
+// set which took them from an earlier copy of the feed can drop them.
+func (c *collector) withdraw(o *stixObject, source string, now time.Time) {
+	live := *o
+	live.Revoked, live.ValidUntil = false, nil
+	w := newCollector("stix")
+	w.indicator(&live, nil, source, now)
+	c.withdrawn = append(c.withdrawn, w.imp.IoCs...)
 }
 
 // indicator takes the IoCs of one indicator object.
 func (c *collector) indicator(o *stixObject, tags []string, source string, now time.Time) {
 	if o.Revoked {
 		c.skip("indicator", o.ID, "revoked")
+		c.withdraw(o, source, now)
 		return
 	}
 	if o.ValidUntil != nil && !o.ValidUntil.After(now) {
 		c.skip("indicator", o.ID, "expired at "+o.ValidUntil.UTC().Format(time.RFC3339))
+		c.withdraw(o, source, now)
 		return
 	}
 	base := tasks.IoC{Severity: stixSeverity(o), Source: source, Tags: tags}
