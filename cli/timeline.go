@@ -91,17 +91,9 @@ func resultsOf(ctx context.Context, g *globals, ids []string, target string) ([]
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rs {
-			ok, err := sel.Matches(id, tasks.NodeInfo{ID: r.Node, Host: r.Host, Labels: r.Labels})
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				out = append(out, r)
-			}
-		}
+		out = append(out, rs...)
 	}
-	return out, nil
+	return node.SelectResults(out, sel)
 }
 
 // fetchResults reads the stored result parts of one task.

@@ -39,6 +39,27 @@ type TimelineFilter struct {
 	DetectionsOnly bool
 }
 
+// SelectResults keeps the results of the hosts that sel picks, judged by
+// what each answer says of its node (ID, host name, labels). A sample in
+// sel is decided per task as on the nodes.
+func SelectResults(results []*tasks.Result, sel tasks.Selector) ([]*tasks.Result, error) {
+	if err := sel.Validate(); err != nil {
+		return nil, err
+	}
+	var out []*tasks.Result
+	for _, r := range results {
+		ok, err := sel.Matches(tasks.BaseID(r.TaskID), tasks.NodeInfo{ID: r.Node, Host: r.Host,
+			Labels: r.Labels})
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // BuildTimeline merges the records and detections of results from any
 // number of hosts into one list ordered by event time. A record that also
 // matched appears once, carrying its detections. A process record is

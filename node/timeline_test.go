@@ -1,6 +1,8 @@
 package node
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +88,64 @@ func TestRankHosts(t *testing.T) {
 	}
 	if rank[0].Score != 5.4 || len(rank[0].Reasons) != 1 || rank[3].Score != 0 {
 		t.Errorf("ranking %+v", rank)
+	}
+}
+
+// TestTimelineSelectAndExport checks the host selector over answers and
+// the Timesketch shape of an event: message, datetime (RFC 3339) and
+// timestamp_desc, then our fields.
+func TestTimelineSelectAndExport(t *testing.T) {
+	at, _ := time.Parse(time.RFC3339, "2024-08-05T08:12:34Z")
+	rec := func(host string) tasks.Record {
+		return tasks.Record{Kind: tasks.KindAlert, Host: host, Time: at, Collector: "logs",
+			Source: "/var/log/edr.ndjson", Fields: map[string]any{"message": "alert"}}
+	}
+	results := []*tasks.Result{
+		{TaskID: "T", Node: "n1", Host: "app-01", Labels: map[string]string{"role": "app"},
+			Records: []tasks.Record{rec("app-01")}},
+		{TaskID: "T/run/2", Node: "n2", Host: "web-01", Labels: map[string]string{"role": "web"},
+			Records: []tasks.Record{rec("web-01")}},
+		{TaskID: "T", Node: "n3", Host: "ops-01", Labels: map[string]string{"role": "ops"},
+			Records: []tasks.Record{rec("ops-01")}},
+	}
+	for _, tc := range []struct{ expr, want string }{
+		{"role=app or host=WEB-01", "app-01,web-01"},
+		{"not role=app", "web-01,ops-01"},
+		{"node=n3", "ops-01"},
+	} {
+		got, err := SelectResults(results, tasks.Selector{Expr: tc.expr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hosts []string
+		for _, r := range got {
+			hosts = append(hosts, r.Host)
+		}
+		if strings.Join(hosts, ",") != tc.want {
+			t.Errorf("%s: hosts %v, want %s", tc.expr, hosts, tc.want)
+		}
+	}
+	if _, err := SelectResults(results, tasks.Selector{Expr: "role=("}); err == nil {
+		t.Error("a bad selector was accepted")
+	}
+
+	tl := BuildTimeline(results[:1], TimelineFilter{})
+	raw, err := json.Marshal(tl[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	first := rec("app-01")
+	want := map[string]any{"message": "[app-01] " + first.Summary(),
+		"datetime": "2024-08-05T08:12:34Z", "timestamp_desc": "Alert Time",
+		"timestamp": float64(at.UnixMicro()), "host": "app-01", "kind": "alert",
+		"collector": "logs", "source": "/var/log/edr.ndjson"}
+	for k, v := range want {
+		if ev[k] != v {
+			t.Errorf("%s = %v, want %v (event %s)", k, ev[k], v, raw)
+		}
 	}
 }

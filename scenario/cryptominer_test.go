@@ -311,6 +311,29 @@ func checkTimeline(t *testing.T, results []*tasks.Result) {
 			t.Errorf("timeline event %s lacks Timesketch fields: %+v", s.what, e)
 		}
 	}
+
+	// A selector over the answering hosts and a time range: the app tier
+	// and the eastus VMs from 08:12 to 08:22 leave app-01's part of the
+	// story, without ops-01 (westeurope, role ops) or the later miner.
+	sel, err := node.SelectResults(results, tasks.Selector{Expr: "site=cloud-eastus or role=app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, _ := time.Parse(time.RFC3339, "2024-08-05T08:12:00Z")
+	to, _ := time.Parse(time.RFC3339, "2024-08-05T08:22:00Z")
+	part := node.BuildTimeline(sel, node.TimelineFilter{From: from, To: to})
+	var clocks []string
+	for _, e := range part {
+		if e.Host != "app-01" || e.Time.Before(from) || e.Time.After(to) {
+			t.Errorf("filtered timeline holds %s at %s", e.Host, e.Datetime)
+		}
+		clocks = append(clocks, e.Time.Format(time.TimeOnly))
+	}
+	for _, c := range []string{"08:12:34", "08:14:02", "08:15:20"} {
+		if !slices.Contains(clocks, c) {
+			t.Errorf("filtered timeline lacks app-01's event at %s: %v", c, clocks)
+		}
+	}
 }
 
 func msgHas(s string) func(node.TimelineEvent) bool {
