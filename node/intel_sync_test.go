@@ -1,0 +1,173 @@
+package node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/huntmesh/huntmesh/store"
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+// TestIntelSyncTimerRepairsLostGossip: an update one node holds but never
+// gossiped (as if every copy was lost) reaches a peer that stays connected
+// the whole time, by the periodic anti-entropy round alone.
+func TestIntelSyncTimerRepairsLostGossip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	a := newAnalyst(t)
+	trust := writeTrust(t, "intel", a)
+	fast := func(c *Config) { c.IntelSyncInterval = 300 * time.Millisecond }
+	na := startNode(t, "node-a", trust, fast)
+	nb := startNode(t, "node-b", trust, func(c *Config) { fast(c); c.Peers = na.Addrs()[:1] })
+	waitLive(t, na, nb)
+	// Let the syncs of the new connection finish first.
+	waitDigests(t, 5*time.Second, na, nb)
+
+	env := sealIntel(t, a, intelOps(a, tasks.IntelAdd, tasks.IoC{Type: tasks.IoCPort, Value: "3333"}))
+	if _, changed, err := nb.intel.accept(env[0], "lost"); err != nil || changed != 1 {
+		t.Fatalf("accept on node-b: changed %d, err %v", changed, err)
+	}
+	if na.IntelDigest() == nb.IntelDigest() {
+		t.Fatal("node-a has the update without gossip or sync")
+	}
+	took := waitDigests(t, 5*time.Second, na, nb)
+	t.Logf("the sync timer repaired the lost update in %s", took.Round(time.Millisecond))
+	if len(na.IntelSet()) != 1 {
+		t.Fatalf("node-a holds %v", na.IntelSet())
+	}
+}
+
+// TestIntelGossipRefusesWrongRole: an update signed by a key that may
+// hunt but not issue intel, published onto the intel topic by a hostile
+// gossipsub peer that checks nothing, stops at the node: it is refused,
+// counted and logged, changes nothing, and is not passed on.
+func TestIntelGossipRefusesWrongRole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	intelKey, huntKey := newAnalyst(t), newAnalyst(t)
+	both := filepath.Join(t.TempDir(), "trust")
+	lines := "intel " + tasks.FormatPublicKey(intelKey.pub, "intel-analyst") + "\n" +
+		"hunt " + tasks.FormatPublicKey(huntKey.pub, "hunter") + "\n"
+	if err := os.WriteFile(both, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	na := startNode(t, "node-a", both, nil)
+	nb := startNode(t, "node-b", both, func(c *Config) { c.Peers = na.Addrs()[:1] })
+	waitLive(t, na, nb)
+
+	// The hostile peer: plain libp2p and gossipsub on loopback, no checks.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithFloodPublish(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := ps.Join(TopicIntel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := top.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	info, err := peer.AddrInfoFromString(nb.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Connect(ctx, *info); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(top.ListPeers()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("node-b never joined the hostile peer's intel topic")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	before := nb.IntelDigest()
+	bad := sealIntel(t, huntKey, intelOps(huntKey, tasks.IntelAdd,
+		tasks.IoC{Type: tasks.IoCIP, Value: "203.0.113.9"}))
+	if err := top.Publish(ctx, bad[0]); err != nil {
+		t.Fatal(err)
+	}
+	for nb.Counters()["intel-refused/role"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b did not count a role refusal: %v", nb.Counters())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if nb.IntelDigest() != before {
+		t.Fatal("the refused update changed node-b's set")
+	}
+
+	// A good update after it arrives everywhere; the bad one never did.
+	issue(t, nb, sealIntel(t, intelKey, intelOps(intelKey, tasks.IntelAdd,
+		tasks.IoC{Type: tasks.IoCIP, Value: "203.0.113.10"})))
+	waitDigests(t, 5*time.Second, na, nb)
+	if set := na.IntelSet(); len(set) != 1 || set[0].Value != "203.0.113.10" {
+		t.Fatalf("node-a holds %v, want only the intel analyst's address", set)
+	}
+	if na.Counters()["intel-refused/role"] != 0 {
+		t.Fatal("node-b passed the refused update on to node-a")
+	}
+}
+
+// TestIntelRetroWindow: records older than the retro-hunt window are not
+// matched again; newer ones are.
+func TestIntelRetroWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	a := newAnalyst(t)
+	n := startNode(t, "node-w", writeTrust(t, "intel", a), func(c *Config) {
+		c.IntelRetroWindow = 30 * time.Minute
+	})
+	now := time.Now().UTC()
+	rec := func(at time.Time) tasks.Record {
+		return tasks.Record{Kind: tasks.KindConnection, Time: at, Host: "node-w",
+			Collector: "connections", Fields: map[string]any{"remote_address": "192.0.2.44",
+				"remote_port": int64(443)}}
+	}
+	recs := []tasks.Record{rec(now.Add(-time.Hour)), rec(now.Add(-10 * time.Minute))}
+	if err := n.store.PutRecords("01EARLIER", recs); err != nil {
+		t.Fatal(err)
+	}
+	issue(t, n, sealIntel(t, a, intelOps(a, tasks.IntelAdd,
+		tasks.IoC{Type: tasks.IoCIP, Value: "192.0.2.44"})))
+	deadline := time.Now().Add(10 * time.Second)
+	for n.IntelStatus().Retro.At.IsZero() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var dets []tasks.Detection
+	err := n.store.Detections(context.Background(), store.Filter{TaskID: RetroTaskID},
+		func(d tasks.Detection) error {
+			dets = append(dets, d)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dets) != 1 || dets[0].Time.Before(now.Add(-30*time.Minute)) {
+		t.Fatalf("retro detections %+v, want only the record inside the window", dets)
+	}
+	if st := n.IntelStatus().Retro; st.Records != 1 {
+		t.Fatalf("retro report %+v, want 1 record scanned", st)
+	}
+}
