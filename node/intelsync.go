@@ -26,6 +26,11 @@ const (
 	syncMaxIDsPerGet = 1_000
 	syncMaxGetBytes  = 2 << 20
 	syncMaxPages     = 100
+
+	// syncMaxMissing bounds the IDs one round asks for, so that a peer
+	// listing millions of IDs cannot make this node hold them all; the
+	// next round fetches the rest.
+	syncMaxMissing = 200_000
 )
 
 // syncRequest is one anti-entropy request.
@@ -151,7 +156,7 @@ func (in *intelNode) syncWith(ctx context.Context, peer string) (int, error) {
 				missing = append(missing, id)
 			}
 		}
-		if !resp.More || len(resp.IDs) == 0 {
+		if !resp.More || len(resp.IDs) == 0 || len(missing) >= syncMaxMissing {
 			break
 		}
 		after = resp.IDs[len(resp.IDs)-1]
