@@ -90,6 +90,10 @@ type element struct {
 	u   Update
 	enc []byte // canonical encoding of u, for ordering, digest and export
 	seq uint64 // local version at which this state was taken
+
+	// added is the local version at which the identity last became
+	// added: an edit of an added indicator keeps it.
+	added uint64
 }
 
 // Set is a convergent set of indicators. It is safe for concurrent use.
@@ -159,12 +163,42 @@ func (s *Set) applyLocked(key string, u Update, enc []byte) (bool, error) {
 	}
 	s.version++
 	s.digestOK = false
+	e := &element{u: u, enc: enc, seq: s.version}
+	if u.Op == OpAdd {
+		e.added = s.version
+	}
 	if ok {
 		s.count(cur.u, -1)
+		if cur.u.Op == OpAdd && u.Op == OpAdd {
+			e.added = cur.added
+		}
 	}
 	s.count(u, 1)
-	s.elems[key] = &element{u: u, enc: enc, seq: s.version}
+	s.elems[key] = e
 	return true, nil
+}
+
+// Added returns the indicators added, not removed and not expired at now
+// whose identity became added after local version since: new indicators
+// and ones added again after a remove, but not edits (new tags, severity
+// or expiry) of ones that were added already. A retro-hunt matches these
+// alone, so a feed sent again does not flag the same records again.
+func (s *Set) Added(since uint64, now time.Time) []tasks.IoC {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []tasks.IoC
+	for _, e := range s.elems {
+		if e.u.Op != OpAdd || e.added <= since {
+			continue
+		}
+		if x := e.u.IoC.Expires; !x.IsZero() && !x.After(now) {
+			continue
+		}
+		ioc := e.u.IoC
+		ioc.Tags = slices.Clone(ioc.Tags)
+		out = append(out, ioc)
+	}
+	return out
 }
 
 // count adds (sign 1) or takes away (sign -1) u's share of held.

@@ -367,3 +367,47 @@ func TestSetHeld(t *testing.T) {
 		t.Fatalf("held %d after a round trip, want 1", n)
 	}
 }
+
+func TestSetAdded(t *testing.T) {
+	s := NewSet()
+	values := func(iocs []tasks.IoC) []string {
+		var out []string
+		for _, c := range iocs {
+			out = append(out, c.Value)
+		}
+		slices.Sort(out)
+		return out
+	}
+	apply := func(u Update) {
+		t.Helper()
+		if _, err := s.Apply(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(upd(OpAdd, tasks.IoCIP, "192.0.2.1", 1, "x"))
+	apply(upd(OpAdd, tasks.IoCIP, "192.0.2.2", 1, "x"))
+	apply(upd(OpAdd, tasks.IoCIP, "192.0.2.3", 1, "x"))
+	v := s.Version()
+
+	edit := upd(OpAdd, tasks.IoCIP, "192.0.2.1", 2, "x")
+	edit.IoC.Tags = []string{"resent"}
+	apply(edit)                                            // an edit: not newly added
+	apply(upd(OpRemove, tasks.IoCIP, "192.0.2.2", 2, "x")) // removed
+	apply(upd(OpRemove, tasks.IoCIP, "192.0.2.3", 2, "x"))
+	apply(upd(OpAdd, tasks.IoCIP, "192.0.2.3", 3, "x")) // added again
+	apply(upd(OpAdd, tasks.IoCIP, "192.0.2.4", 3, "x")) // new
+	expired := upd(OpAdd, tasks.IoCIP, "192.0.2.5", 3, "x")
+	expired.IoC.Expires = testNow.Add(-time.Hour)
+	apply(expired)
+
+	if got := values(s.Added(v, testNow)); !slices.Equal(got, []string{"192.0.2.3", "192.0.2.4"}) {
+		t.Fatalf("added since %d: %q", v, got)
+	}
+	if got := values(s.Added(0, testNow)); !slices.Equal(got,
+		[]string{"192.0.2.1", "192.0.2.3", "192.0.2.4"}) {
+		t.Fatalf("added since 0: %q", got)
+	}
+	if got := s.Added(s.Version(), testNow); len(got) != 0 {
+		t.Fatalf("added since now: %v", got)
+	}
+}

@@ -215,6 +215,9 @@ func (s *Set) UnmarshalBinary(data []byte) error {
 	s.held = tmp.held
 	for _, e := range s.elems {
 		e.seq = s.version
+		if e.u.Op == OpAdd {
+			e.added = s.version
+		}
 	}
 	return nil
 }

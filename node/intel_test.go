@@ -248,6 +248,29 @@ func TestIntelRetroHuntAndHuntMerge(t *testing.T) {
 	if st := n.IntelStatus(); st.Retro.Detections != 1 || st.Retro.Records != 2 {
 		t.Fatalf("retro report %+v, want 2 records and 1 detection", st.Retro)
 	}
+	// The same indicator sent again with other tags (a feed re-imported)
+	// is an edit: the next pass does not flag the record again.
+	first := n.IntelStatus().Retro.At
+	again := c2
+	again.Tags = []string{"cryptominersgroup", "resent"}
+	issue(t, n, sealIntel(t, a, intelOps(a, tasks.IntelAdd, again,
+		tasks.IoC{Type: tasks.IoCIP, Value: "198.51.100.1"})))
+	for n.IntelStatus().Retro.At.Equal(first) && time.Now().Before(deadline.Add(10*time.Second)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := n.IntelStatus().Retro; st.IoCs != 1 || st.Detections != 1 {
+		t.Fatalf("second retro report %+v, want the new address alone, 1 detection", st)
+	}
+	dets = nil
+	err := n.store.Detections(context.Background(), store.Filter{TaskID: RetroTaskID},
+		func(d tasks.Detection) error {
+			dets = append(dets, d)
+			return nil
+		})
+	if err != nil || len(dets) != 2 {
+		t.Fatalf("%d retro detections after the re-send (err %v), want 2", len(dets), err)
+	}
+
 	// The control socket serves them, bounded by event time.
 	served := func(req IntelRequest) []tasks.Detection {
 		var out []tasks.Detection
@@ -260,9 +283,11 @@ func TestIntelRetroHuntAndHuntMerge(t *testing.T) {
 		})
 		return out
 	}
-	if got := served(IntelRequest{Action: "detections"}); len(got) != 1 ||
-		got[0].Record.Fields["remote_address"] != "203.0.113.77" {
-		t.Fatalf("served %+v, want the retro detection", got)
+	if got := served(IntelRequest{Action: "detections"}); len(got) != 2 {
+		t.Fatalf("served %+v, want the two retro detections", got)
+	}
+	if got := served(IntelRequest{Action: "detections", Limit: 1}); len(got) != 1 {
+		t.Fatalf("served %d with limit 1", len(got))
 	}
 	if got := served(IntelRequest{Action: "detections", Since: old.Add(time.Minute)}); len(got) != 0 {
 		t.Fatalf("served %d detections older than since", len(got))
@@ -273,8 +298,8 @@ func TestIntelRetroHuntAndHuntMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Len() != 2 {
-		t.Fatalf("merged matcher holds %d IoCs, want 2", m.Len())
+	if m.Len() != 3 {
+		t.Fatalf("merged matcher holds %d IoCs, want 3", m.Len())
 	}
 	if _, err := n.huntMatcher([]tasks.IoC{{Type: tasks.IoCIP, Value: "nope"}}); err == nil {
 		t.Fatal("a hunt's invalid IoC was accepted")

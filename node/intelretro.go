@@ -36,11 +36,12 @@ func (in *intelNode) retroLoop() {
 }
 
 // retroHunt matches the records stored within the retro window against
-// the indicators added or changed since the last pass, and stores what
-// matches as detections under RetroTaskID. Only new indicators are
-// matched, so a record already flagged by an older one is not flagged
-// again. Records are bounded above by now: anything collected later was
-// matched live against the new set.
+// the indicators added since the last pass, and stores what matches as
+// detections under RetroTaskID. Only newly added indicators are matched,
+// not edits of held ones, so a record already flagged by an older one, or
+// by the same one before a feed was sent again, is not flagged again.
+// Records are bounded above by now: anything collected later was matched
+// live against the new set.
 func (in *intelNode) retroHunt(now time.Time) RetroReport {
 	start := time.Now()
 	in.mu.Lock()
@@ -48,16 +49,7 @@ func (in *intelNode) retroHunt(now time.Time) RetroReport {
 	in.mu.Unlock()
 	v := in.set.Version()
 
-	var fresh []tasks.IoC
-	for _, u := range in.set.Updates(since) {
-		if u.Op != intel.OpAdd {
-			continue
-		}
-		if x := u.IoC.Expires; !x.IsZero() && !x.After(now) {
-			continue
-		}
-		fresh = append(fresh, u.IoC)
-	}
+	fresh := in.set.Added(since, now)
 	in.mu.Lock()
 	in.retroV = v
 	in.mu.Unlock()
