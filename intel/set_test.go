@@ -190,6 +190,17 @@ func randomUpdates(r *rand.Rand, n int) []Update {
 			u.IoC.Type, u.IoC.Value = tasks.IoCDomain, fmt.Sprintf("D%d.example", r.IntN(5))
 		}
 		out = append(out, u)
+		if r.IntN(10) == 0 {
+			// A twin with the same stamp and origin but other content (a
+			// faulty tool): the encoded bytes must break the tie alike
+			// everywhere.
+			twin := u
+			twin.IoC.Severity, twin.IoC.Tags = "critical", []string{"twin"}
+			if r.IntN(2) == 0 {
+				twin.Op = OpRemove
+			}
+			out = append(out, twin)
+		}
 		// Sometimes a node hears another's update and moves its clock.
 		if p := r.IntN(len(origins)); p != o {
 			_ = clocks[p].Observe(u.Clock)
