@@ -28,8 +28,7 @@ const overflowKey = "\x00overflow"
 // QueryLocal evaluates q over this node's stored records (or detections)
 // and calls fn for each matching row, in event-time order, until q's
 // limit. It runs in the caller's goroutine; fn returning an error ends it.
-// The timeline and risk views use it to read local evidence with the same
-// expressions analysts send across the fleet.
+// It is what every node runs for a fleet query, without the answer.
 func (n *Node) QueryLocal(ctx context.Context, q *tasks.Query,
 	fn func(rec *tasks.Record, det *tasks.Detection) error) error {
 	cq, err := CompileQuery(q.Expr, q.GroupBy, q.Detections)
@@ -47,7 +46,7 @@ func (n *Node) QueryLocal(ctx context.Context, q *tasks.Query,
 // It returns the number of matching rows handed to fn.
 func (n *Node) scanQuery(ctx context.Context, cq *CompiledQuery, q *tasks.Query,
 	fn func(rec *tasks.Record, det *tasks.Detection) error) (int, error) {
-	f := store.Filter{Since: q.Since, Until: q.Until}
+	f := store.Filter{Since: q.Since, Until: q.Until, Kind: cq.kind, Host: cq.host}
 	matched := 0
 	visit := func(rec *tasks.Record, det *tasks.Detection) error {
 		ok, _, err := cq.Match(rec, det)

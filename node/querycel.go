@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
 
@@ -153,6 +155,11 @@ type CompiledQuery struct {
 	prg        cel.Program
 	groupBy    []string
 	detections bool
+
+	// kind and host are equalities the expression requires at its top
+	// level (kind == "connection" && ...): the store checks them on each
+	// value's header, so rows of other kinds or hosts are never decoded.
+	kind, host string
 }
 
 // CompileQuery compiles a query expression and checks its group-by
@@ -184,7 +191,48 @@ func CompileQuery(expr string, groupBy []string, detections bool) (*CompiledQuer
 			return nil, fmt.Errorf("group by %q: unknown field", f)
 		}
 	}
-	return &CompiledQuery{prg: prg, groupBy: groupBy, detections: detections}, nil
+	cq := &CompiledQuery{prg: prg, groupBy: groupBy, detections: detections}
+	cq.kind, cq.host = requiredEqualities(ast.NativeRep().Expr())
+	return cq, nil
+}
+
+// requiredEqualities finds `kind == "x"` and `host == "x"` among the
+// top-level conjuncts of e (either side may hold the literal). A row that
+// fails one of them fails the whole expression, so the scan may skip it.
+func requiredEqualities(e celast.Expr) (kind, host string) {
+	var walk func(e celast.Expr)
+	walk = func(e celast.Expr) {
+		if e.Kind() != celast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		args := call.Args()
+		switch {
+		case call.FunctionName() == operators.LogicalAnd && len(args) == 2:
+			walk(args[0])
+			walk(args[1])
+		case call.FunctionName() == operators.Equals && len(args) == 2:
+			id, lit := args[0], args[1]
+			if id.Kind() != celast.IdentKind {
+				id, lit = lit, id
+			}
+			if id.Kind() != celast.IdentKind || lit.Kind() != celast.LiteralKind {
+				return
+			}
+			v, ok := lit.AsLiteral().(types.String)
+			if !ok {
+				return
+			}
+			switch id.AsIdent() {
+			case "kind":
+				kind = string(v)
+			case "host":
+				host = string(v)
+			}
+		}
+	}
+	walk(e)
+	return kind, host
 }
 
 // Match evaluates the query on one record (det is nil unless the query
