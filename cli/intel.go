@@ -197,6 +197,11 @@ func signAndIssue(ctx context.Context, g *globals, keyFile, op string, iocs []ta
 	if err != nil {
 		return fmt.Errorf("ask node: %w", err)
 	}
+	if op == tasks.IntelAdd {
+		if err := checkSetCaps(ctx, c, iocs); err != nil {
+			return err
+		}
+	}
 
 	// Order after everything the node has seen, so a remove made here
 	// wins over the add it withdraws wherever that add came from.
@@ -218,6 +223,56 @@ func signAndIssue(ctx context.Context, g *globals, keyFile, op string, iocs []ta
 		return err
 	}
 	return issueUpdates(ctx, c, envs, len(ops))
+}
+
+// checkSetCaps refuses, before anything is signed, adds that would take
+// the shared set past the matcher's cap on expressions or the scanners'
+// cap on YARA source. The node refuses the update that crosses a cap but
+// keeps those before it, so without this check a large import could end
+// half done.
+func checkSetCaps(ctx context.Context, c *node.Client, iocs []tasks.IoC) error {
+	lim := intel.DefaultLimits()
+	keys := map[string]bool{}
+	regexes, yaraBytes := 0, 0
+	count := func(ioc tasks.IoC) {
+		if ioc.Type != tasks.IoCCmdlineRE && ioc.Type != tasks.IoCYARA {
+			return
+		}
+		v, err := intel.NormalizeValue(ioc.Type, ioc.Value, intel.Limits{})
+		if err != nil || keys[ioc.Type+"\x00"+v] {
+			return
+		}
+		keys[ioc.Type+"\x00"+v] = true
+		if ioc.Type == tasks.IoCCmdlineRE {
+			regexes++
+		} else {
+			yaraBytes += len(v)
+		}
+	}
+	for _, typ := range []string{tasks.IoCCmdlineRE, tasks.IoCYARA} {
+		err := c.Intel(ctx, node.IntelRequest{Action: "list", Type: typ},
+			func(r *node.IntelResponse) error {
+				for _, ioc := range r.IoCs {
+					count(ioc)
+				}
+				return nil
+			})
+		if err != nil {
+			return fmt.Errorf("ask node: %w", err)
+		}
+	}
+	for _, ioc := range iocs {
+		count(ioc)
+	}
+	if regexes > lim.MaxRegexes {
+		return fmt.Errorf("nothing sent: the set would hold %d command-line expressions, "+
+			"over the limit of %d", regexes, lim.MaxRegexes)
+	}
+	if yaraBytes > lim.MaxYARABytes {
+		return fmt.Errorf("nothing sent: the set would hold %d bytes of YARA rules, over the "+
+			"limit of %d", yaraBytes, lim.MaxYARABytes)
+	}
+	return nil
 }
 
 // issueUpdates hands signed updates to the node in batches and prints the

@@ -53,6 +53,9 @@ func ImportFile(path string, now time.Time) (Import, error) {
 	if err != nil {
 		return Import{}, fmt.Errorf("import %s: %w", path, err)
 	}
+	if imp.Meta.Name == "" {
+		imp.Meta.Name = filepath.Base(path)
+	}
 	return imp, nil
 }
 
