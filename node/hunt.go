@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"time"
@@ -127,6 +129,12 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		log.Error("store detections", "err", err)
 		res.Status, res.Reason = tasks.StatusFailed, "store detections: "+summarizeErr(err)
 	}
+	// The digest lets two answers be compared without their rows.
+	digest := sha256.New()
+	for i := range dets {
+		hashRow(digest, &dets[i].Record, &dets[i])
+	}
+	res.Digest = hex.EncodeToString(digest.Sum(nil))
 	log.Info("hunt collected", "records", res.TotalRecords, "detections", res.TotalDetections)
 	return splitResult(res, records, dets)
 }
@@ -186,7 +194,7 @@ func splitResult(res *tasks.Result, records []tasks.Record, dets []tasks.Detecti
 	}
 	last := parts[len(parts)-1]
 	last.Status, last.Reason = res.Status, res.Reason
-	last.Collectors = res.Collectors
+	last.Collectors, last.Digest = res.Collectors, res.Digest
 	last.TotalRecords, last.TotalDetections = res.TotalRecords, res.TotalDetections
 	for _, p := range parts {
 		p.TotalRecords, p.TotalDetections = res.TotalRecords, res.TotalDetections
