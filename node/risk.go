@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -111,22 +112,29 @@ func indicatorWeight(d tasks.Detection) (float64, string) {
 		w *= ruleFactor
 		why = append(why, "rule")
 	}
-	var actor, technique string
+	var actor string
+	var techniques []string
 	for _, t := range d.Tags {
 		switch {
 		case strings.HasPrefix(t, "actor:") && actor == "":
 			actor = strings.TrimPrefix(t, "actor:")
-		case isTechnique(t) && technique == "":
-			technique = t
+		case isTechnique(t) && !slices.Contains(techniques, t):
+			techniques = append(techniques, t)
 		}
 	}
 	if actor != "" {
 		w *= actorFactor
 		why = append(why, "actor "+actor)
 	}
-	if technique != "" {
+	if len(techniques) > 0 {
+		// The factor counts once; the reason names the first technique
+		// and says how many more the intel gives, rather than pick one.
 		w *= techniqueFactor
-		why = append(why, "technique "+technique)
+		t := "technique " + techniques[0]
+		if len(techniques) > 1 {
+			t += fmt.Sprintf(" +%d", len(techniques)-1)
+		}
+		why = append(why, t)
 	}
 	return w, strings.Join(why, ", ")
 }

@@ -89,6 +89,15 @@ func TestRankHosts(t *testing.T) {
 	if rank[0].Score != 5.4 || len(rank[0].Reasons) != 1 || rank[3].Score != 0 {
 		t.Errorf("ranking %+v", rank)
 	}
+	if r := rank[0].Reasons[0]; r != "ip 2.2.2.2 (medium, actor X, technique T1496)" {
+		t.Errorf("reason %q", r)
+	}
+	// Several techniques weigh once, and the reason says there are more.
+	many := RankHosts([]tasks.Detection{det("h", "ip", "3.3.3.3", "medium", "T1496",
+		"T1037.004", "T1496")}, nil)
+	if many[0].Score != 3.6 || many[0].Reasons[0] != "ip 3.3.3.3 (medium, technique T1496 +1)" {
+		t.Errorf("many techniques: %+v", many[0])
+	}
 }
 
 // TestTimelineSelectAndExport checks the host selector over answers and
