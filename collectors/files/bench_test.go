@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/huntmesh/huntmesh/collectors/yarascan"
 )
@@ -102,7 +103,18 @@ func BenchmarkFiles(b *testing.B) {
 	if _, _, err := collect(b, warm, runOpts{root: root}, yaraAll); err != nil {
 		b.Fatal(err)
 	}
-	b.Run("rescan/first-w1", scan(NewFiles(NewHashCache(0)).WithRules(nil), yaraAll, 1))
+	// Each first scan gets an empty cache of its own; reusing one Files
+	// across iterations would turn every iteration after the first into a
+	// cached re-scan.
+	b.Run("rescan/first-w1", func(b *testing.B) {
+		p := map[string]any{"workers": 1, "yara": rules}
+		for b.Loop() {
+			recs, _, err := collect(b, NewFiles(NewHashCache(0)), runOpts{root: root}, p)
+			if err != nil || len(recs) != benchFiles {
+				b.Fatalf("records %d err %v", len(recs), err)
+			}
+		}
+	})
 	b.Run("rescan/cached-w1", scan(warm, yaraAll, 1))
 }
 
@@ -124,4 +136,86 @@ func BenchmarkCompile(b *testing.B) {
 		}
 		r.Destroy()
 	}
+}
+
+// BenchmarkFilesRatios runs each Measure comparison of the files collector
+// as a pair, alternating the two sides inside every iteration so that load
+// from other work on the machine falls on both alike, and reports the
+// ratio of their times: "x" metrics are speed relative to the yardstick
+// (above 1 is faster), "time-ratio" is how much longer the left side took.
+// Run with: go test -run ^$ -bench FilesRatios -benchtime 3x ./collectors/files
+func BenchmarkFilesRatios(b *testing.B) {
+	root, list := benchTree(b)
+	ruleFile := filepath.Join(scenario, "intel/miner.yar")
+	rules := minerRules(b)
+
+	files := func(params map[string]any, workers int) func(b *testing.B) {
+		return func(b *testing.B) {
+			p := map[string]any{"workers": workers}
+			for k, v := range params {
+				p[k] = v
+			}
+			recs, _, err := collect(b, NewFiles(nil), runOpts{root: root}, p)
+			if err != nil || len(recs) != benchFiles {
+				b.Fatalf("records %d err %v", len(recs), err)
+			}
+		}
+	}
+	shell := func(script string) func(b *testing.B) {
+		return func(b *testing.B) {
+			if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+				b.Fatalf("%s: %v\n%s", script, err, out)
+			}
+		}
+	}
+	// pair times left and right alternately and reports right/left as
+	// metric (left's speed relative to right).
+	pair := func(name, metric string, left, right func(b *testing.B)) {
+		b.Run(name, func(b *testing.B) {
+			var lt, rt time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				left(b)
+				t1 := time.Now()
+				right(b)
+				lt += t1.Sub(t0)
+				rt += time.Since(t1)
+			}
+			b.ReportMetric(rt.Seconds()/lt.Seconds(), metric)
+			b.ReportMetric(float64(lt.Nanoseconds())/float64(b.N)/benchFiles, "left-ns/file")
+			b.ReportMetric(float64(rt.Nanoseconds())/float64(b.N)/benchFiles, "right-ns/file")
+		})
+	}
+
+	sha := map[string]any{"hashes": []string{"sha256"}}
+	yaraOnly := map[string]any{"hashes": []string{}, "yara": rules}
+	yaraAll := map[string]any{"yara": rules}
+	pair("sha256-w1-vs-sha256sum", "x-sha256sum", files(sha, 1),
+		shell("xargs -0 -n 2000 -a "+list+" sha256sum >/dev/null"))
+	pair("sha256-w2-vs-sha256sum-P2", "x-sha256sum", files(sha, 2),
+		shell("xargs -0 -n 2000 -P 2 -a "+list+" sha256sum >/dev/null"))
+	pair("sha256-w2-vs-w1", "x-one-worker", files(sha, 2), files(sha, 1))
+	pair("yara-w1-vs-yara-cli-p1", "x-yara-cli", files(yaraOnly, 1),
+		shell("yara -p 1 -r "+ruleFile+" "+root+" >/dev/null"))
+	pair("yara-w2-vs-yara-cli-p2", "x-yara-cli", files(yaraOnly, 2),
+		shell("yara -p 2 -r "+ruleFile+" "+root+" >/dev/null"))
+	pair("yara+hashes-vs-yara-w1", "time-ratio-inverse", files(yaraAll, 1), files(yaraOnly, 1))
+
+	// A re-scan of the unchanged tree against a first scan with an empty
+	// cache, both with YARA and the three hashes.
+	warm := NewFiles(NewHashCache(0))
+	if _, _, err := collect(b, warm, runOpts{root: root}, yaraAll); err != nil {
+		b.Fatal(err)
+	}
+	pair("rescan-cached-vs-first", "x-first-scan", func(b *testing.B) {
+		if _, _, err := collect(b, warm, runOpts{root: root},
+			map[string]any{"yara": rules, "workers": 1}); err != nil {
+			b.Fatal(err)
+		}
+	}, func(b *testing.B) {
+		if _, _, err := collect(b, NewFiles(NewHashCache(0)), runOpts{root: root},
+			map[string]any{"yara": rules, "workers": 1}); err != nil {
+			b.Fatal(err)
+		}
+	})
 }

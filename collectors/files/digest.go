@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/huntmesh/huntmesh/collectors"
@@ -89,7 +89,7 @@ const scanTimeout = time.Minute
 // size at open; maxSize bounds what is read if the file grows meanwhile. A
 // YARA failure (a timeout, say) does not lose the hashes: it is returned
 // as yaraErr beside d.
-func digestFile(ctx context.Context, env *collectors.Env, f *os.File, hostPath string,
+func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath string,
 	size, maxSize int64, want hashSet, sets []ruleSet, whole bool) (d *digest, yaraErr, err error) {
 	if whole && size <= wholeReadMax {
 		bp := bufPool.Get().(*[]byte)
@@ -102,8 +102,8 @@ func digestFile(ctx context.Context, env *collectors.Env, f *os.File, hostPath s
 			return nil, nil, err
 		}
 		// The file grew past the in-memory threshold: stream it instead.
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, nil, fmt.Errorf("seek: %w", err)
+		if _, err := syscall.Seek(f.fd, 0, io.SeekStart); err != nil {
+			return nil, nil, fmt.Errorf("seek %s: %w", f.name, err)
 		}
 	}
 
@@ -118,7 +118,7 @@ func digestFile(ctx context.Context, env *collectors.Env, f *os.File, hostPath s
 	h.fill(d)
 	yaraErr = scanAll(d, sets, hostPath, func(r *yarascan.Rules,
 		vars map[string]string) ([]yarascan.Match, error) {
-		return r.ScanOpenFile(f, vars, scanTimeout)
+		return r.ScanFD(uintptr(f.fd), f.name, vars, scanTimeout)
 	})
 	return d, yaraErr, nil
 }
@@ -139,25 +139,35 @@ func digestBytes(data []byte, hostPath string, want hashSet,
 
 // readWhole reads a small file into buf after charging the budget. buf
 // has room for one byte more than wholeReadMax, so growth past the
-// threshold is seen and the file re-read by the caller as streamed.
-func readWhole(ctx context.Context, env *collectors.Env, f *os.File,
+// threshold is seen and the file re-read by the caller as streamed. A
+// short read that reaches the size the file had when opened ends the read
+// without a further call to see end of file: what was read is the whole
+// file as it stood, which is what the digest describes.
+func readWhole(ctx context.Context, env *collectors.Env, f *rawFile,
 	buf []byte, size int64) (int, error) {
 	if err := env.WaitRead(ctx, int(size)); err != nil {
 		return 0, err
 	}
-	n, err := io.ReadFull(f, buf)
-	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return n, nil
-	case err != nil:
-		return 0, fmt.Errorf("read: %w", err)
+	total := 0
+	for total < len(buf) {
+		want := len(buf) - total
+		n, err := f.Read(buf[total:])
+		total += n
+		switch {
+		case errors.Is(err, io.EOF):
+			return total, nil
+		case err != nil:
+			return 0, err
+		case n < want && int64(total) == size:
+			return total, nil
+		}
 	}
 	return 0, errGrew
 }
 
 // stream copies f into w in chunks, honouring the budget and ctx, and
 // returns the first sniffLen bytes.
-func stream(ctx context.Context, env *collectors.Env, f *os.File, w io.Writer,
+func stream(ctx context.Context, env *collectors.Env, f io.Reader, w io.Writer,
 	maxSize int64) ([]byte, error) {
 	buf := make([]byte, chunkSize)
 	var head []byte

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"sync"
@@ -121,16 +122,22 @@ func (r *filesRun) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	items := make(chan item, 4*r.p.Workers)
+	items := make(chan []item, 4*r.p.Workers)
 	var wg sync.WaitGroup
 	for range r.p.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range items {
-				if err := r.handle(ctx, it); err != nil {
-					cancel(err)
-					return
+			for batch := range items {
+				for _, it := range batch {
+					err := ctx.Err()
+					if err == nil {
+						err = r.handle(ctx, it)
+					}
+					if err != nil {
+						cancel(err)
+						return
+					}
 				}
 			}
 		}()
@@ -156,18 +163,17 @@ func (r *filesRun) run(ctx context.Context) error {
 
 // handle turns one walked item into a record.
 func (r *filesRun) handle(ctx context.Context, it item) error {
-	fields := statFields(it.info, r.acc)
-	setPath(fields, it.hostPath)
-
 	if it.info.Mode()&os.ModeSymlink != 0 {
+		fields := statFields(it.info, r.acc)
+		setPath(fields, it.hostPath)
 		fields["file_type"] = "symlink"
 		if target, err := os.Readlink(it.fsPath); err == nil {
 			fields["link_target"] = target
 		}
-		return r.emit(it, fields)
+		return r.emit(it.info, fields)
 	}
 
-	d, err := r.digest(ctx, it, fields)
+	d, fi, yaraErr, err := r.digest(ctx, it)
 	if err != nil {
 		if ctx.Err() != nil {
 			r.env.Stats.Skip("budget", it.hostPath)
@@ -175,38 +181,52 @@ func (r *filesRun) handle(ctx context.Context, it item) error {
 		}
 		return nil // counted by digest
 	}
-	for k, v := range map[string]string{"md5": d.md5, "sha1": d.sha1,
-		"sha256": d.sha256, "file_type": d.fileType} {
-		if v != "" {
-			fields[k] = v
-		}
-	}
+	fields := statFields(fi, r.acc)
+	setPath(fields, it.hostPath)
+	setNonEmpty(fields, "md5", d.md5)
+	setNonEmpty(fields, "sha1", d.sha1)
+	setNonEmpty(fields, "sha256", d.sha256)
+	setNonEmpty(fields, "file_type", d.fileType)
 	if len(r.sets) > 0 {
 		fields["yara"] = r.matches(d)
 	}
-	return r.emit(it, fields)
+	if yaraErr != nil {
+		// The record still goes out with its hashes; the skip counted by
+		// digest says the YARA verdict for it is missing.
+		fields["yara_error"] = yaraErr.Error()
+	}
+	return r.emit(fi, fields)
 }
 
-// digest returns the file's digest from the cache or by reading it. On a
-// read problem it counts the skip and returns an error. It refreshes the
-// metadata in fields from the opened file.
-func (r *filesRun) digest(ctx context.Context, it item, fields map[string]any) (*digest, error) {
+func setNonEmpty(fields map[string]any, k, v string) {
+	if v != "" {
+		fields[k] = v
+	}
+}
+
+// digest returns the file's digest from the cache or by reading it, with
+// the metadata to report: the opened file's when it was read, the walk's
+// on a cache hit (whose key already matched it). On a read problem it
+// counts the skip and returns an error; a YARA failure comes back as
+// yaraErr beside the digest.
+func (r *filesRun) digest(ctx context.Context, it item) (d *digest, fi fs.FileInfo,
+	yaraErr, err error) {
 	key, keyed := keyOf(it.info)
 	if keyed {
 		if d := r.f.cache.get(key); d.covers(r.p.hashes, r.sets) {
 			r.f.cache.hits.Add(1)
 			r.cached.Add(1)
-			return d, nil
+			return d, it.info, nil, nil
 		}
 	}
 
 	if r.f.beforeRead != nil {
 		r.f.beforeRead(it.hostPath)
 	}
-	fh, err := yarascan.OpenRegular(it.fsPath)
+	fh, err := openRaw(it.fsPath, it.info)
 	if err != nil {
 		r.env.Stats.Skip(openReason(err), it.hostPath)
-		return nil, err
+		return nil, nil, nil, err
 	}
 	defer fh.Close()
 	r.f.reads.Add(1)
@@ -216,41 +236,31 @@ func (r *filesRun) digest(ctx context.Context, it item, fields map[string]any) (
 	}
 
 	// Trust the opened file's metadata over the walk's.
-	fi, err := fh.Stat()
-	if err != nil {
-		r.env.Stats.Skip(reasonOf(err), it.hostPath)
-		return nil, err
-	}
-	for k, v := range statFields(fi, r.acc) {
-		fields[k] = v
-	}
+	fi = fh.info()
 	if fi.Size() > r.p.MaxSize {
 		r.env.Stats.Skip("size", it.hostPath)
-		return nil, errGrew
+		return nil, nil, nil, errGrew
 	}
 
-	d, yaraErr, err := digestFile(ctx, r.env, fh, it.hostPath, fi.Size(), r.p.MaxSize,
+	d, yaraErr, err = digestFile(ctx, r.env, fh, it.hostPath, fi.Size(), r.p.MaxSize,
 		r.p.hashes, r.sets, !r.f.streamAll)
 	switch {
 	case errors.Is(err, errGrew):
 		r.env.Stats.Skip("size", it.hostPath)
-		return nil, err
+		return nil, nil, nil, err
 	case err != nil:
 		if ctx.Err() == nil {
 			r.env.Stats.Skip(reasonOf(err), it.hostPath)
 		}
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if yaraErr != nil {
-		// The record still goes out with its hashes; the skip says the
-		// YARA verdict for it is missing.
 		r.env.Stats.Skip("yara", it.hostPath)
-		fields["yara_error"] = yaraErr.Error()
 	}
 	if key, ok := keyOf(fi); ok {
 		r.f.cache.put(key, d)
 	}
-	return d, nil
+	return d, fi, yaraErr, nil
 }
 
 // matches unions the rule names over the run's rule sets.
@@ -269,15 +279,15 @@ func (r *filesRun) matches(d *digest) []string {
 	return out
 }
 
-// emit sends one file record.
-func (r *filesRun) emit(it item, fields map[string]any) error {
+// emit sends one file record, timed by its modification.
+func (r *filesRun) emit(fi fs.FileInfo, fields map[string]any) error {
 	source := "live"
 	if r.env.Root != "/" {
 		source = r.env.Root
 	}
 	rec := tasks.Record{
 		Kind:   tasks.KindFile,
-		Time:   it.info.ModTime().UTC(),
+		Time:   fi.ModTime().UTC(),
 		Source: source,
 		Fields: fields,
 	}

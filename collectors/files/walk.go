@@ -16,6 +16,11 @@ import (
 // memory on huge directories.
 const dirBatch = 1024
 
+// itemBatch is how many files the walker hands to a worker at once: one
+// channel hand-off (and often one goroutine wake-up) per batch rather
+// than per file.
+const itemBatch = 32
+
 // item is one file system object the walker hands to the workers.
 type item struct {
 	hostPath string
@@ -28,9 +33,10 @@ type dirID struct{ dev, ino uint64 }
 
 // walker enumerates the objects under the roots of one run.
 type walker struct {
-	env *collectors.Env
-	p   *filesParams
-	out chan<- item
+	env   *collectors.Env
+	p     *filesParams
+	out   chan<- []item
+	batch []item // being filled; sent when full and at the end of the walk
 }
 
 // walk visits every root in turn; it returns ctx's error when cancelled.
@@ -41,7 +47,21 @@ func (w *walker) walk(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return w.flush(ctx)
+}
+
+// flush sends the batch being filled.
+func (w *walker) flush(ctx context.Context) error {
+	if len(w.batch) == 0 {
+		return nil
+	}
+	select {
+	case w.out <- w.batch:
+		w.batch = nil
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // walkRoot walks one root depth-first with an explicit stack, so depth is
@@ -108,6 +128,7 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 		return nil, nil
 	}
 
+	dirfd := int(f.Fd())
 	var subdirs []string
 	for {
 		ents, err := f.ReadDir(dirBatch)
@@ -124,7 +145,7 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 				subdirs = append(subdirs, child)
 				continue
 			}
-			info, err := e.Info() // Lstat
+			info, err := lstatAt(dirfd, e.Name(), hostToFS(w.env.Root, child))
 			if err != nil {
 				w.skipErr(err, child)
 				continue
@@ -170,12 +191,15 @@ func (w *walker) offer(ctx context.Context, hostPath string, fi fs.FileInfo) err
 		return nil
 	}
 
-	select {
-	case w.out <- item{hostPath: hostPath, fsPath: hostToFS(w.env.Root, hostPath), info: fi}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	if w.batch == nil {
+		w.batch = make([]item, 0, itemBatch)
 	}
+	w.batch = append(w.batch, item{hostPath: hostPath, fsPath: hostToFS(w.env.Root, hostPath),
+		info: fi})
+	if len(w.batch) < itemBatch {
+		return nil
+	}
+	return w.flush(ctx)
 }
 
 // skipErr counts a failed stat, open or read under its reason.

@@ -33,7 +33,7 @@ type BlockIterator interface {
 // not matched (libyara's rule, as for process scans).
 func (r *Rules) ScanMem(it BlockIterator, vars map[string]string,
 	timeout time.Duration) ([]Match, error) {
-	return r.scan(vars, timeout, func(s *yara.Scanner) error {
+	return r.scan(vars, timeout, 0, func(s *yara.Scanner) error {
 		return s.ScanMemBlocks(&blockAdapter{it: it})
 	})
 }

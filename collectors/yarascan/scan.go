@@ -31,20 +31,39 @@ func (r *Rules) ScanFile(path string, vars map[string]string,
 // scanned in one piece regardless of size. f's offset is not used.
 func (r *Rules) ScanOpenFile(f *os.File, vars map[string]string,
 	timeout time.Duration) ([]Match, error) {
-	fd := f.Fd()
-	ms, err := r.scan(vars, timeout, func(s *yara.Scanner) error {
+	return r.ScanFD(f.Fd(), f.Name(), vars, timeout)
+}
+
+// ScanFD is ScanOpenFile for a bare descriptor of a regular file the
+// caller opened and checked; name is used in errors only.
+func (r *Rules) ScanFD(fd uintptr, name string, vars map[string]string,
+	timeout time.Duration) ([]Match, error) {
+	ms, err := r.scan(vars, timeout, 0, func(s *yara.Scanner) error {
 		return s.ScanFileDescriptor(fd)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scan %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("scan %s: %w", name, err)
 	}
 	return ms, nil
 }
 
-// ScanBytes scans b as one object.
+// scanFlagsNoTryCatch is libyara's SCAN_FLAGS_NO_TRYCATCH (yara/scan.h),
+// which go-yara does not name.
+const scanFlagsNoTryCatch yara.ScanFlags = 4
+
+// ScanBytes scans b as one object. b is memory the Go runtime owns and
+// keeps mapped, so reading it cannot fault; when the rules import no
+// module (whose parsers are the part of libyara that could fault on a
+// hostile file) the scan skips libyara's fault guard, which costs over a
+// dozen signal-handler system calls per scan and is most of a small
+// file's scan time after the matching itself.
 func (r *Rules) ScanBytes(b []byte, vars map[string]string,
 	timeout time.Duration) ([]Match, error) {
-	return r.scan(vars, timeout, func(s *yara.Scanner) error {
+	var flags yara.ScanFlags
+	if r.noImports {
+		flags = scanFlagsNoTryCatch
+	}
+	return r.scan(vars, timeout, flags, func(s *yara.Scanner) error {
 		return s.ScanMem(b)
 	})
 }
@@ -54,7 +73,7 @@ func (r *Rules) ScanBytes(b []byte, vars map[string]string,
 // ptrace rights over the process). The process is stopped while scanned.
 func (r *Rules) ScanProc(pid int, vars map[string]string,
 	timeout time.Duration) ([]Match, error) {
-	ms, err := r.scan(vars, timeout, func(s *yara.Scanner) error {
+	ms, err := r.scan(vars, timeout, 0, func(s *yara.Scanner) error {
 		return s.ScanProc(pid)
 	})
 	if err != nil {

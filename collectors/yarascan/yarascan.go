@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -51,6 +52,11 @@ var ErrNotRegular = errors.New("not a regular file")
 
 // ErrDestroyed is returned by a scan started after Destroy.
 var ErrDestroyed = errors.New("rules destroyed")
+
+// importRE finds an import statement wherever it stands; a false
+// positive (the words inside a comment or string) only keeps the fault
+// guard on.
+var importRE = regexp.MustCompile(`\bimport\s*"`)
 
 // Source is one named rule text, such as the contents of a .yar file.
 type Source struct {
@@ -99,6 +105,15 @@ type Rules struct {
 	names []string
 	hash  string
 
+	// noImports is set when no source imports a module, so that a scan
+	// of a Go-owned buffer runs only libyara's own matching and condition
+	// code and may skip its fault guard (see ScanBytes).
+	noImports bool
+
+	// vars are the ExternalVars some source mentions; a scan sets only
+	// these, as the others cannot affect a verdict.
+	vars []string
+
 	// mu is held for reading by every scan and for writing by Destroy, so
 	// the libyara rules outlive the scans that use them.
 	mu    sync.RWMutex
@@ -139,7 +154,11 @@ func Compile(sources []Source) (*Rules, error) {
 	// Add each source, turning the first compiler message into a
 	// CompileError that names the source.
 	h := sha256.New()
+	noImports := true
 	for _, s := range sources {
+		if importRE.MatchString(s.Text) {
+			noImports = false
+		}
 		ns := s.Name
 		if ns == "" {
 			ns = "default"
@@ -162,7 +181,18 @@ func Compile(sources []Source) (*Rules, error) {
 	r := &Rules{
 		rules: yr,
 		hash:  hex.EncodeToString(h.Sum(nil)),
-		idle:  make(chan *yara.Scanner, 2*runtime.GOMAXPROCS(0)),
+
+		noImports: noImports,
+		idle:      make(chan *yara.Scanner, 2*runtime.GOMAXPROCS(0)),
+	}
+	for _, v := range ExternalVars {
+		word := regexp.MustCompile(`\b` + v + `\b`)
+		for _, s := range sources {
+			if word.MatchString(s.Text) {
+				r.vars = append(r.vars, v)
+				break
+			}
+		}
 	}
 	for _, rule := range yr.GetRules() {
 		r.names = append(r.names, rule.Identifier())
@@ -207,7 +237,7 @@ func (r *Rules) Destroy() {
 
 // scan runs fn with a scanner whose variables and timeout are set, and
 // collects the matches. It holds the read lock for the whole scan.
-func (r *Rules) scan(vars map[string]string, timeout time.Duration,
+func (r *Rules) scan(vars map[string]string, timeout time.Duration, flags yara.ScanFlags,
 	fn func(*yara.Scanner) error) ([]Match, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -219,14 +249,14 @@ func (r *Rules) scan(vars map[string]string, timeout time.Duration,
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range ExternalVars {
+	for _, v := range r.vars {
 		if err := s.DefineVariable(v, vars[v]); err != nil {
 			s.Destroy()
 			return nil, fmt.Errorf("set yara variable %s: %w", v, err)
 		}
 	}
 	var got yara.MatchRules
-	s.SetTimeout(timeout).SetCallback(&got)
+	s.SetTimeout(timeout).SetFlags(flags).SetCallback(&got)
 	scanErr := fn(s)
 	r.giveBack(s)
 

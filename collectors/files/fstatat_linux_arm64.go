@@ -1,0 +1,6 @@
+package files
+
+import "syscall"
+
+// sysFstatat is fstatat's number on arm64.
+const sysFstatat = syscall.SYS_FSTATAT

@@ -1,0 +1,35 @@
+//go:build linux && (amd64 || arm64)
+
+package files
+
+import (
+	"io/fs"
+	"syscall"
+	"unsafe"
+)
+
+// atSymlinkNofollow is AT_SYMLINK_NOFOLLOW from fcntl.h.
+const atSymlinkNofollow = 0x100
+
+// lstatAt stats name in the directory open as dirfd without following a
+// symlink; resolving one name from the directory costs less than the full
+// path from the root for every file. fsPath (the same object) names it in
+// errors. Package syscall has no wrapper for fstatat on these platforms.
+func lstatAt(dirfd int, name, fsPath string) (fs.FileInfo, error) {
+	fi := &statInfo{name: name}
+	p, err := syscall.BytePtrFromString(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: fsPath, Err: err}
+	}
+	for {
+		_, _, errno := syscall.Syscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+			uintptr(unsafe.Pointer(&fi.st)), atSymlinkNofollow, 0, 0)
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno != 0:
+			return nil, &fs.PathError{Op: "lstat", Path: fsPath, Err: errno}
+		}
+		return fi, nil
+	}
+}
