@@ -403,3 +403,55 @@ func TestDiffRuns(t *testing.T) {
 		t.Errorf("hosts %v -> %v, want a,b both times (c declined)", d.FromHosts, d.ToHosts)
 	}
 }
+
+// TestChainTriggers checks each field of a chain's trigger on its own: a
+// detection triggers the chain exactly when every given field holds.
+func TestChainTriggers(t *testing.T) {
+	det := func() *tasks.Detection {
+		return &tasks.Detection{IoCType: "ip", IoCValue: "192.0.2.25", Severity: "high",
+			Tags: []string{"actor:CryptoMinersGroup", "T1496"},
+			Record: tasks.Record{Kind: tasks.KindConnection, Collector: "connections",
+				Fields: map[string]any{"remote_port": int64(3333)}}}
+	}
+	prior := &chainStep{chain: &compiledChain{Chain: tasks.Chain{Name: "first"}}}
+	tests := []struct {
+		name string
+		when tasks.ChainWhen
+		step *chainStep
+		want bool
+	}{
+		{"empty trigger takes any detection", tasks.ChainWhen{}, nil, true},
+		{"tag, any case", tasks.ChainWhen{Tags: []string{"ACTOR:cryptominersgroup"}}, nil, true},
+		{"other tag", tasks.ChainWhen{Tags: []string{"actor:Other"}}, nil, false},
+		{"ioc type", tasks.ChainWhen{IoCTypes: []string{"sha256", "ip"}}, nil, true},
+		{"other ioc type", tasks.ChainWhen{IoCTypes: []string{"yara"}}, nil, false},
+		{"collector", tasks.ChainWhen{Collectors: []string{"connections"}}, nil, true},
+		{"other collector", tasks.ChainWhen{Collectors: []string{"logs"}}, nil, false},
+		{"kind", tasks.ChainWhen{Kinds: []string{"flow", "connection"}}, nil, true},
+		{"other kind", tasks.ChainWhen{Kinds: []string{"file"}}, nil, false},
+		{"severity at the bound", tasks.ChainWhen{Severity: "high"}, nil, true},
+		{"severity below the bound", tasks.ChainWhen{Severity: "critical"}, nil, false},
+		{"cel over record and detection", tasks.ChainWhen{
+			Expr: `remote_port == 3333 && ioc_value == "192.0.2.25" && "T1496" in tags`},
+			nil, true},
+		{"cel false", tasks.ChainWhen{Expr: `remote_port == 443`}, nil, false},
+		{"after, from the hunt's own collectors", tasks.ChainWhen{After: "first"}, nil, false},
+		{"after, from that chain", tasks.ChainWhen{After: "first"}, prior, true},
+		{"every field must hold", tasks.ChainWhen{Kinds: []string{"connection"},
+			Severity: "critical"}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &compiledChain{Chain: tasks.Chain{Name: "c", When: tc.when}}
+			if tc.when.Expr != "" {
+				var err error
+				if c.cond, err = compileCondition(tc.when.Expr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.triggers(det(), tc.step); got != tc.want {
+				t.Errorf("triggers = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
