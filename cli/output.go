@@ -19,6 +19,9 @@ type printer struct {
 	w      io.Writer
 	csv    *csv.Writer
 	header bool
+
+	// query words a node's status line as matching rows, not findings.
+	query bool
 }
 
 func newPrinter(format string, w io.Writer) (*printer, error) {
@@ -136,7 +139,10 @@ func (p *printer) emit(r row) {
 			fmt.Fprintf(p.w, layout, r.Host, "record", r.Kind, "", "", clip(r.Summary, 100))
 		default:
 			detail := fmt.Sprintf("%d records, %d detections", r.Records, r.Detected)
-			if r.Detected == 0 && r.Status == tasks.StatusFinished {
+			switch {
+			case p.query:
+				detail = fmt.Sprintf("%d matching rows", r.Records+r.Detected)
+			case r.Detected == 0 && r.Status == tasks.StatusFinished:
 				detail = fmt.Sprintf("clean: %d records, no detection", r.Records)
 			}
 			if r.Reason != "" {

@@ -102,6 +102,7 @@ func runQuery(ctx context.Context, g *globals, f *queryFlags, expr string) error
 	if err != nil {
 		return err
 	}
+	out.query = true
 	key, err := readAnalystKey(f.keyFile, "query")
 	if err != nil {
 		return err
@@ -145,7 +146,8 @@ func runQuery(ctx context.Context, g *globals, f *queryFlags, expr string) error
 	err = client.Call(callCtx, req, func(r node.Response) error {
 		switch {
 		case r.Result != nil:
-			if len(f.groupBy) == 0 || r.Result.Final {
+			// Stacked, the rows are the groups; a CSV holds one table.
+			if len(f.groupBy) == 0 || (r.Result.Final && f.output != "csv") {
 				out.result(r.Result)
 			}
 		case r.Completeness != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,7 @@ type simFlags struct {
 	join      int
 	repeat    int
 	hold      bool
+	cpuProf   string
 }
 
 func newSimCmd(g *globals) *cobra.Command {
@@ -84,6 +86,7 @@ caught up. --plot writes the completeness curve as a PNG.`,
 	fl.DurationVar(&f.catchUp, "catch-up", 10*time.Second, "how long to wait for catch-up after the heal")
 	fl.IntVar(&f.leave, "leave", 0, "nodes that leave before the hunt")
 	fl.IntVar(&f.join, "join", 0, "new nodes that join before the hunt")
+	fl.StringVar(&f.cpuProf, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	return cmd
 }
 
@@ -94,6 +97,17 @@ func runSim(ctx context.Context, f *simFlags) error {
 	}
 	if f.leave < 0 || f.leave >= f.cfg.Nodes-1 {
 		return fmt.Errorf("--leave %d: want 0 to %d", f.leave, f.cfg.Nodes-2)
+	}
+	if f.cpuProf != "" {
+		pf, err := os.Create(f.cpuProf)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	s, err := sim.New(ctx, f.cfg)
 	if err != nil {
