@@ -98,6 +98,9 @@ func runQuery(ctx context.Context, g *globals, f *queryFlags, expr string) error
 	if err != nil {
 		return fmt.Errorf("--until: %w", err)
 	}
+	if !until.IsZero() && !until.After(since) {
+		return fmt.Errorf("--until %s is not after --since %s", timeText(until), timeText(since))
+	}
 	out, err := newPrinter(f.output, os.Stdout)
 	if err != nil {
 		return err
