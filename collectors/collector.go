@@ -165,7 +165,11 @@ func (e *Env) Emit(rec tasks.Record) error {
 }
 
 // WaitRead blocks until n more bytes may be read under the budget. Large n
-// is split so that a single call never exceeds the limiter's burst.
+// is split so that a single call never exceeds the limiter's burst. When
+// ctx ends first it returns an error wrapping ctx's own, so that a wall
+// time reached while waiting reads as the budget cutting the run short.
+// (rate.Limiter.WaitN instead fails at once, with an error of its own,
+// when the wait would pass ctx's deadline.)
 func (e *Env) WaitRead(ctx context.Context, n int) error {
 	if e.limiter == nil || n <= 0 {
 		return ctx.Err()
@@ -173,7 +177,21 @@ func (e *Env) WaitRead(ctx context.Context, n int) error {
 	burst := e.limiter.Burst()
 	for n > 0 {
 		step := min(n, burst)
-		if err := e.limiter.WaitN(ctx, step); err != nil {
+		r := e.limiter.ReserveN(time.Now(), step)
+		if !r.OK() {
+			return fmt.Errorf("wait for read budget: %d bytes over the burst %d", step, burst)
+		}
+		if d := r.Delay(); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				r.Cancel()
+				return fmt.Errorf("wait for read budget: %w", ctx.Err())
+			}
+		} else if err := ctx.Err(); err != nil {
+			r.Cancel()
 			return fmt.Errorf("wait for read budget: %w", err)
 		}
 		n -= step

@@ -123,11 +123,18 @@ func (*Accounts) Collect(ctx context.Context, env *collectors.Env, params json.R
 			env.Stats.Skip("unreadable", path)
 		}
 	}
+	// Reads are paid for after the fact: the files are small and bounded,
+	// and what the budget paces is the run as a whole.
+	var budgetErr error
 	read := func(hostPath string) []byte {
+		if budgetErr != nil {
+			return nil
+		}
 		b, err := readRegular(filepath.Join(env.Root, hostPath))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			skip(hostPath, err)
 		}
+		budgetErr = env.WaitRead(ctx, len(b))
 		return b
 	}
 
@@ -136,14 +143,18 @@ func (*Accounts) Collect(ctx context.Context, env *collectors.Env, params json.R
 	groups := parseGroup(read("/etc/group"))
 	rules := readSudoers(env.Root, skip)
 	logins := map[string]login{}
-	if p.Logins == nil || *p.Logins {
+	if (p.Logins == nil || *p.Logins) && budgetErr == nil {
 		b, err := readWtmp(filepath.Join(env.Root, "var/log/wtmp"))
 		switch {
 		case err == nil:
 			logins = parseWtmp(b)
+			budgetErr = env.WaitRead(ctx, len(b))
 		case !errors.Is(err, fs.ErrNotExist):
 			skip("/var/log/wtmp", err)
 		}
+	}
+	if budgetErr != nil {
+		return budgetErr
 	}
 	now := time.Now().UTC()
 

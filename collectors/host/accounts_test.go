@@ -170,6 +170,32 @@ func TestAccountsRecordCap(t *testing.T) {
 	}
 }
 
+// TestAccountsReadBudget checks that the accounts collector pays for what
+// it reads: a wtmp larger than the read budget allows within the wall
+// time cuts the run short, and the result says so.
+func TestAccountsReadBudget(t *testing.T) {
+	root := accountFixture(t)
+	var wtmp []byte
+	for i := range 40 {
+		wtmp = append(wtmp, utmpRecord(utmpUserProcess, "alice", "10.20.1.15",
+			1722840000+int32(i))...)
+	}
+	writeTree(t, root, map[string]string{"var/log/wtmp": string(wtmp)})
+	budget := collectors.Budget{ReadBytesPerSec: 2000, WallTime: 500 * time.Millisecond}
+	start := time.Now()
+	recs, sum := run(t, NewAccounts(), root, budget, ``)
+	if sum.CutBy != "wall time" || len(recs) != 0 {
+		t.Fatalf("%d records, cut by %q after %v; want the wall time to cut a %d-byte read",
+			len(recs), sum.CutBy, time.Since(start), len(wtmp))
+	}
+
+	// Without the wtmp the same budget is enough.
+	recs, sum = run(t, NewAccounts(), root, budget, `{"logins":false}`)
+	if sum.CutBy != "" || len(recs) == 0 {
+		t.Fatalf("%d records, cut by %q without logins", len(recs), sum.CutBy)
+	}
+}
+
 func TestAccountsEmptyRoot(t *testing.T) {
 	recs, sum := run(t, NewAccounts(), t.TempDir(), collectors.Budget{}, `{"logins":false}`)
 	if len(recs) != 0 || len(sum.Skipped) != 0 {
