@@ -29,6 +29,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 		maxRecords            int
 		wallTime              time.Duration
 		nice                  int
+		silentAfter, goneFor  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -73,6 +74,7 @@ Stops cleanly on SIGINT or SIGTERM.`,
 				cfg.Budget.WallTime = wallTime
 			}
 			cfg.Budget.Nice = nice
+			cfg.SilentAfter, cfg.GoneAfter = silentAfter, goneFor
 			if pskFile != "" {
 				if cfg.PSK, err = readPSK(pskFile); err != nil {
 					return err
@@ -97,6 +99,10 @@ Stops cleanly on SIGINT or SIGTERM.`,
 	f.StringArrayVar(&logSources, "log", nil, "log export the logs collector reads when a hunt "+
 		"names none, as PATH or PATH,format=FORMAT (edr, sysmon, azure-activity, flow, ...)")
 	f.BoolVar(&mdns, "mdns", true, "discover peers on the LAN with mDNS")
+	f.DurationVar(&silentAfter, "silent-after", 15*time.Second,
+		"a peer with no presence for this long is silent")
+	f.DurationVar(&goneFor, "gone-after", 10*time.Minute,
+		"a peer with no presence for this long is gone")
 	f.Int64Var(&readBPS, "read-bps", 0, "ceiling on bytes/s a collector may read (default 64 MiB/s)")
 	f.IntVar(&maxRecords, "max-records", 0, "ceiling on records per collector run")
 	f.DurationVar(&wallTime, "wall-time", 0, "ceiling on one collector run's duration")

@@ -54,7 +54,10 @@ issuer, and its own answer as a participant. They survive restarts.`,
 func newPeersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "peers",
-		Short: "List the peers the local node knows",
+		Short: "List the peers the local node knows: state, last seen, uptime, load, labels",
+		Long: `List the membership view of the local node. A peer is live while it announces
+itself (every 5 s) or is connected, silent after --silent-after without a word (tasks still
+count it, and report it silent), and gone after --gone-after.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := node.Dial(g.dataDir)
@@ -68,21 +71,21 @@ func newPeersCmd(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tSTATE\tLAST SEEN\tLABELS\tPEER ID")
+			fmt.Fprintln(tw, "HOST\tSTATE\tLAST SEEN\tUPTIME\tLOAD\tTASKS\tVERSION\tLABELS\tPEER ID")
 			for _, p := range peers {
-				state := "silent"
-				switch {
-				case p.Live:
-					state = "live"
-				case p.Connected:
-					state = "connecting"
+				state := p.State
+				if p.Host == "" && p.Connected {
+					state = "connecting" // linked, not yet announced
 				}
-				seen := "never"
+				seen, up := "never", "-"
 				if !p.LastSeen.IsZero() {
 					seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", orDash(p.Host), state, seen,
-					labelText(p.Labels), p.ID)
+				if !p.Started.IsZero() {
+					up = time.Since(p.Started).Round(time.Second).String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%d\t%s\t%s\t%s\n", orDash(p.Host), state,
+					seen, up, p.Load, p.Tasks, orDash(p.Version), labelText(p.Labels), p.ID)
 			}
 			return tw.Flush()
 		},

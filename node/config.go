@@ -84,6 +84,13 @@ type Config struct {
 	// a random peer's; zero means 15 s. New connections sync at once.
 	IntelSyncInterval time.Duration
 
+	// SilentAfter is how long a peer may go without a presence
+	// announcement (every 5 s) before it counts as silent rather than
+	// live; GoneAfter, before it counts as gone. Defaults: 15 s (three
+	// missed rounds) and 10 minutes.
+	SilentAfter time.Duration
+	GoneAfter   time.Duration
+
 	// TaskSyncInterval is how often the node asks a random peer for the
 	// active tasks it missed; zero means DefaultTaskSyncInterval. New
 	// connections catch up at once.
@@ -144,6 +151,16 @@ func (c *Config) validate() error {
 	}
 	if c.Root == "" {
 		c.Root = "/"
+	}
+	if c.SilentAfter <= 0 {
+		c.SilentAfter = 15 * time.Second
+	}
+	if c.GoneAfter <= 0 {
+		c.GoneAfter = 10 * time.Minute
+	}
+	if c.GoneAfter < c.SilentAfter {
+		return fmt.Errorf("node config: GoneAfter %s is shorter than SilentAfter %s",
+			c.GoneAfter, c.SilentAfter)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

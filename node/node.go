@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/shirou/gopsutil/v4/load"
 
 	"github.com/huntmesh/huntmesh/collectors"
 	"github.com/huntmesh/huntmesh/mesh"
@@ -229,17 +232,36 @@ type presenceInfo struct {
 	Labels  map[string]string `json:"labels,omitempty"`
 	Version string            `json:"version"`
 	Started time.Time         `json:"started"`
+
+	// Load is the host's one-minute load average; Tasks counts the tasks
+	// running on the node. An analyst reads them before sending a heavy hunt.
+	Load  float64 `json:"load,omitempty"`
+	Tasks int     `json:"tasks,omitempty"`
 }
 
 func (n *Node) presence() []byte {
-	b, _ := json.Marshal(presenceInfo{
+	info := presenceInfo{
 		Host:    n.cfg.Host,
 		Labels:  n.cfg.Labels,
 		Version: Version,
 		Started: n.started,
-	})
+	}
+	if avg, err := load.Avg(); err == nil {
+		info.Load = math.Round(avg.Load1*100) / 100
+	}
+	n.mu.Lock()
+	info.Tasks = len(n.running)
+	n.mu.Unlock()
+	b, _ := json.Marshal(info)
 	return b
 }
+
+// Membership states of a peer, by the time since its last presence.
+const (
+	PeerLive   = "live"   // announced within SilentAfter, or connected
+	PeerSilent = "silent" // quiet for SilentAfter: tasks still count it
+	PeerGone   = "gone"   // quiet for GoneAfter: kept for the record only
+)
 
 // PeerView is a peer as the node sees it.
 type PeerView struct {
@@ -251,13 +273,18 @@ type PeerView struct {
 	LastSeen  time.Time         `json:"last_seen"`
 	Connected bool              `json:"connected"`
 	Live      bool              `json:"live"`
+
+	// State is PeerLive, PeerSilent or PeerGone.
+	State string `json:"state"`
+
+	// Started, Load and Tasks are what the peer last announced.
+	Started time.Time `json:"started,omitzero"`
+	Load    float64   `json:"load,omitempty"`
+	Tasks   int       `json:"tasks,omitempty"`
 }
 
-// liveWindow is how long after its last presence a peer counts as live.
-// Presence is announced every 5 s; three missed rounds mean silent.
-const liveWindow = 15 * time.Second
-
-// Peers lists the peers the node knows, with what they announced.
+// Peers lists the peers the node knows, with what they announced and
+// their membership state.
 func (n *Node) Peers() []PeerView {
 	now := time.Now()
 	var out []PeerView
@@ -266,8 +293,18 @@ func (n *Node) Peers() []PeerView {
 		var info presenceInfo
 		if len(p.Presence) > 0 && json.Unmarshal(p.Presence, &info) == nil {
 			v.Host, v.Labels, v.Version = info.Host, info.Labels, info.Version
+			v.Started, v.Load, v.Tasks = info.Started, info.Load, info.Tasks
 		}
-		v.Live = v.Host != "" && (p.Connected || now.Sub(p.LastSeen) < liveWindow)
+		quiet := now.Sub(p.LastSeen)
+		v.Live = v.Host != "" && (p.Connected || quiet < n.cfg.SilentAfter)
+		switch {
+		case v.Live:
+			v.State = PeerLive
+		case p.LastSeen.IsZero() || quiet >= n.cfg.GoneAfter:
+			v.State = PeerGone
+		default:
+			v.State = PeerSilent
+		}
 		out = append(out, v)
 	}
 	return out

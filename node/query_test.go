@@ -429,3 +429,43 @@ func TestCatchUp(t *testing.T) {
 		}
 	})
 }
+
+// TestMembershipStates checks the view's thresholds: a peer is live while
+// connected or announcing, silent after SilentAfter without a word, gone
+// after GoneAfter, and what it announced (uptime, version) is shown.
+func TestMembershipStates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	trust := writeTrust(t, "hunt", newAnalyst(t))
+	short := func(cfg *Config) { cfg.SilentAfter, cfg.GoneAfter = time.Second, 3*time.Second }
+	a := startNode(t, "node-a", trust, short)
+	b := startNode(t, "node-b", trust, func(cfg *Config) {
+		short(cfg)
+		cfg.Peers = a.Addrs()[:1]
+	})
+	waitLive(t, a, b)
+
+	stateOf := func() PeerView {
+		for _, p := range a.Peers() {
+			if p.ID == b.ID() {
+				return p
+			}
+		}
+		t.Fatal("node-b left node-a's view")
+		return PeerView{}
+	}
+	if v := stateOf(); v.State != PeerLive || v.Started.IsZero() || v.Version != Version {
+		t.Fatalf("node-b as seen by node-a: %+v, want live with its uptime and version", v)
+	}
+	b.Close()
+	for _, want := range []string{PeerSilent, PeerGone} {
+		deadline := time.Now().Add(10 * time.Second)
+		for stateOf().State != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("node-b is %s, want %s", stateOf().State, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
