@@ -58,7 +58,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 		Long: `List the membership view of the local node. A peer is live while it announces
 itself (every 5 s) or is connected, silent after --silent-after without a word (tasks still
 count it, and report it silent), and gone after --gone-after.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := node.Dial(g.dataDir)
 			if err != nil {
