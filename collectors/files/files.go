@@ -265,6 +265,11 @@ func (r *filesRun) digest(ctx context.Context, it item) (d *digest, fi fs.FileIn
 
 // matches unions the rule names over the run's rule sets.
 func (r *filesRun) matches(d *digest) []string {
+	if len(r.sets) == 1 {
+		// Already sorted and unique (yarascan.Names); copied so that no
+		// record shares a slice with the cache.
+		return append([]string{}, d.yara[r.sets[0].hash]...)
+	}
 	seen := map[string]bool{}
 	out := []string{}
 	for _, s := range r.sets {

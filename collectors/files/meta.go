@@ -83,11 +83,12 @@ func isExcluded(excl []string, hostPath string) bool {
 
 // statFields returns the schema's common metadata for fi.
 func statFields(fi fs.FileInfo, acc *accounts) map[string]any {
-	f := map[string]any{
-		"size":  fi.Size(),
-		"mode":  fi.Mode().String(),
-		"mtime": rfc3339(fi.ModTime()),
-	}
+	// Sized for the whole file record (metadata, path, hashes, type,
+	// rules) so that it never grows.
+	f := make(map[string]any, 16)
+	f["size"] = fi.Size()
+	f["mode"] = fi.Mode().String()
+	f["mtime"] = rfc3339(fi.ModTime())
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		f["uid"] = int64(st.Uid)
 		f["gid"] = int64(st.Gid)

@@ -77,7 +77,7 @@ func (w *walker) walkRoot(ctx context.Context, root string, visited map[dirID]bo
 		return nil
 	}
 	if !fi.IsDir() {
-		return w.offer(ctx, root, fi)
+		return w.offer(ctx, root, hostToFS(w.env.Root, root), fi)
 	}
 	rootDev := devOf(fi)
 
@@ -145,12 +145,14 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 				subdirs = append(subdirs, child)
 				continue
 			}
-			info, err := lstatAt(dirfd, e.Name(), hostToFS(w.env.Root, child))
+			// fsDir is clean and a directory entry's name has no slash.
+			fsChild := fsDir + "/" + e.Name()
+			info, err := lstatAt(dirfd, e.Name(), fsChild)
 			if err != nil {
 				w.skipErr(err, child)
 				continue
 			}
-			if err := w.offer(ctx, child, info); err != nil {
+			if err := w.offer(ctx, child, fsChild, info); err != nil {
 				return nil, err
 			}
 		}
@@ -168,7 +170,7 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 // offer applies the hunt's filters to a non-directory and queues what
 // passes. Filters the hunt asked for (include, size floor, time window)
 // drop silently; limits that hide evidence (max_size, file type) count.
-func (w *walker) offer(ctx context.Context, hostPath string, fi fs.FileInfo) error {
+func (w *walker) offer(ctx context.Context, hostPath, fsPath string, fi fs.FileInfo) error {
 	mode := fi.Mode()
 	switch {
 	case fi.IsDir():
@@ -194,8 +196,7 @@ func (w *walker) offer(ctx context.Context, hostPath string, fi fs.FileInfo) err
 	if w.batch == nil {
 		w.batch = make([]item, 0, itemBatch)
 	}
-	w.batch = append(w.batch, item{hostPath: hostPath, fsPath: hostToFS(w.env.Root, hostPath),
-		info: fi})
+	w.batch = append(w.batch, item{hostPath: hostPath, fsPath: fsPath, info: fi})
 	if len(w.batch) < itemBatch {
 		return nil
 	}
