@@ -245,6 +245,10 @@ func TestIntelRetroHuntAndHuntMerge(t *testing.T) {
 	if len(dets) != 1 || dets[0].IoCValue != "203.0.113.77" || dets[0].Severity != "critical" {
 		t.Fatalf("retro detections = %+v, want one for 203.0.113.77", dets)
 	}
+	// The report is kept once the pass has stored its detections.
+	for n.IntelStatus().Retro.At.IsZero() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if st := n.IntelStatus(); st.Retro.Detections != 1 || st.Retro.Records != 2 {
 		t.Fatalf("retro report %+v, want 2 records and 1 detection", st.Retro)
 	}
