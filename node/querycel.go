@@ -58,11 +58,11 @@ var queryFields = func() map[string]fieldKind {
 		event method source_address program message facility priority unit
 		operation category status caller caller_address subscription resource_group
 		resource resource_type location correlation_id
-		src_address dst_address action rule title severity blob_sha256 what provider`)
+		src_address dst_address action rule title severity blob_sha256 what provider type`)
 	add(fieldInt, `pid ppid local_port remote_port size uid gid source_port src_port dst_port
 		bytes_out bytes_in event_id address offset region_size`)
 	add(fieldBool, `exe_deleted uid0`)
-	add(fieldList, `yara sudo groups interfaces addresses labels`)
+	add(fieldList, `yara sudo groups interfaces addresses labels map`)
 	add(fieldTime, `time`)
 	return m
 }()

@@ -1,0 +1,76 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"github.com/huntmesh/huntmesh/tasks"
+)
+
+func TestCompiledQueryMatches(t *testing.T) {
+	at := time.Date(2026, 5, 3, 8, 24, 41, 0, time.UTC)
+	miner := tasks.Record{Kind: tasks.KindFile, Host: "vm-miner01", Time: at, Collector: "files",
+		Fields: map[string]any{"path": "/usr/local/bin/miner", "size": int64(2048),
+			"yara":  []string{"coinminer_xmrig_strings", "coinminer_stratum_config"},
+			"extra": "kept"}}
+	unit := tasks.Record{Kind: tasks.KindPersistence, Host: "vm-miner02", Time: at,
+		Fields: map[string]any{"type": "systemd-unit", "command": "/opt/.cache/kworkerd"}}
+	for _, tc := range []struct {
+		expr string
+		rec  tasks.Record
+		want bool
+	}{
+		{`kind == "file" && "coinminer_stratum_config" in yara`, miner, true},
+		{`size > 1024 && path.startsWith("/usr/local/")`, miner, true},
+		{`fields["extra"] == "kept"`, miner, true},
+		{`time > timestamp("2026-05-03T08:00:00Z") && host.endsWith("01")`, miner, true},
+		// A field the record lacks reads as its zero value: no has() needed.
+		{`remote_port == 0 && cmdline == "" && yara.size() == 2`, miner, true},
+		{`type == "systemd-unit" && command.contains("kworkerd")`, unit, true},
+		{`kind == "file"`, unit, false},
+		{`size > 1024`, unit, false},
+	} {
+		cq, err := CompileQuery(tc.expr, nil, false)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		got, _, err := cq.Match(&tc.rec, nil)
+		if err != nil || got != tc.want {
+			t.Errorf("%s on %s: %v, %v; want %v", tc.expr, tc.rec.Kind, got, err, tc.want)
+		}
+	}
+
+	// Detection queries see the indicator besides the record.
+	d := tasks.Detection{Record: miner, IoCType: "yara", IoCValue: "coinminer_xmrig_strings",
+		Severity: "high", Tags: []string{"actor:CryptoMinersGroup"}}
+	cq, err := CompileQuery(`severity == "high" && "actor:CryptoMinersGroup" in tags`, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := cq.Match(&d.Record, &d); !ok || err != nil {
+		t.Errorf("detection query: %v, %v", ok, err)
+	}
+	if _, err := CompileQuery(`ioc_type == "yara"`, nil, false); err == nil {
+		t.Error("a record query may not name detection fields")
+	}
+}
+
+func TestRequiredEqualities(t *testing.T) {
+	for expr, want := range map[string][2]string{
+		`kind == "connection" && remote_port == 3333`:         {"connection", ""},
+		`remote_port == 3333 && ("web-01" == host && true)`:   {"", "web-01"},
+		`kind == "connection" || kind == "flow"`:              {"", ""},
+		`!(kind == "file")`:                                   {"", ""},
+		`kind == "file" && host == "a" && size > 0`:           {"file", "a"},
+		`kind != "file"`:                                      {"", ""},
+		`(kind == "process" || pid == 1) && host == "app-01"`: {"", "app-01"},
+	} {
+		cq, err := CompileQuery(expr, nil, false)
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if got := [2]string{cq.kind, cq.host}; got != want {
+			t.Errorf("%s: pushed down %q, want %q", expr, got, want)
+		}
+	}
+}
