@@ -67,6 +67,10 @@ type File struct {
 	loaded []tasks.IoC
 	// forwards are the forwarded hunts built by the last Hunt call.
 	forwards []*tasks.Hunt
+	// yaraIoCs are the YARA files collectors name, as indicators, so that
+	// their matches are detections; yaraSeen dedupes them by path.
+	yaraIoCs []tasks.IoC
+	yaraSeen map[string]bool
 }
 
 // Selector is the YAML form of tasks.Selector; a plain string is its
@@ -238,6 +242,9 @@ func (f *File) specs(cs []Collector, where string) ([]tasks.CollectorSpec, error
 					return nil, fmt.Errorf("%s %s: yara: %w", where, c.Name, err)
 				}
 				srcs = append(srcs, map[string]any{"name": filepath.Base(y), "text": string(text)})
+				if err := f.yaraIoC(y, text); err != nil {
+					return nil, fmt.Errorf("%s %s: %w", where, c.Name, err)
+				}
 			}
 			params["yara"] = srcs
 		}
@@ -252,6 +259,30 @@ func (f *File) specs(cs []Collector, where string) ([]tasks.CollectorSpec, error
 		out = append(out, spec)
 	}
 	return out, nil
+}
+
+// yaraIoC takes the YARA file at p (relative to the hunt file) as an
+// indicator, once: the collector scans with the rules, and the indicator
+// makes the node report their matches as detections (severity from the
+// rules' severity meta, else high).
+func (f *File) yaraIoC(p string, text []byte) error {
+	key := f.include(p)
+	if f.yaraSeen[key] {
+		return nil
+	}
+	imp, err := intel.ImportYARA(filepath.Base(p), bytes.NewReader(text))
+	if err != nil {
+		return fmt.Errorf("yara: %w", err)
+	}
+	if f.yaraSeen == nil {
+		f.yaraSeen = map[string]bool{}
+	}
+	f.yaraSeen[key] = true
+	for _, ioc := range imp.IoCs {
+		ioc.Source = "hunt:" + f.Name + ":" + filepath.Base(p)
+		f.yaraIoCs = append(f.yaraIoCs, ioc)
+	}
+	return nil
 }
 
 // Options complete a hunt built from a file.
@@ -285,7 +316,7 @@ func (f *File) Hunt(o Options) (*tasks.Hunt, error) {
 		now = time.Now()
 	}
 	now = now.UTC()
-	f.forwards = nil
+	f.forwards, f.yaraIoCs, f.yaraSeen = nil, nil, nil
 	deadline := time.Duration(f.Deadline)
 	if deadline == 0 {
 		deadline = DefaultDeadline
@@ -310,21 +341,6 @@ func (f *File) Hunt(o Options) (*tasks.Hunt, error) {
 	if len(h.Collectors) == 0 {
 		return nil, errors.New("collectors: the hunt names none")
 	}
-	for _, c := range f.IoCs {
-		h.IoCs = append(h.IoCs, tasks.IoC{Type: c.Type, Value: c.Value, Severity: c.Severity,
-			Tags: c.Tags, Source: "hunt:" + f.Name})
-	}
-	h.IoCs = append(h.IoCs, f.loaded...)
-	if _, err := intel.Compile(h.IoCs, intel.CompileOptions{Now: now}); err != nil {
-		return nil, fmt.Errorf("iocs: %w", err)
-	}
-	for _, r := range f.Rules {
-		h.Rules = append(h.Rules, tasks.Rule{Name: r.Name, Expr: r.When, Severity: r.Severity,
-			Tags: r.Tags})
-	}
-	if err := tasks.ValidateRules(h.Rules); err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
 	for _, c := range f.Chains {
 		specs, err := f.specs(c.Collect, "chain "+c.Name+" collector")
 		if err != nil {
@@ -339,6 +355,22 @@ func (f *File) Hunt(o Options) (*tasks.Hunt, error) {
 			}
 		}
 		h.Chains = append(h.Chains, ch)
+	}
+	for _, c := range f.IoCs {
+		h.IoCs = append(h.IoCs, tasks.IoC{Type: c.Type, Value: c.Value, Severity: c.Severity,
+			Tags: c.Tags, Source: "hunt:" + f.Name})
+	}
+	h.IoCs = append(h.IoCs, f.loaded...)
+	h.IoCs = append(h.IoCs, f.yaraIoCs...) // read by specs, of collectors and chains
+	if _, err := intel.Compile(h.IoCs, intel.CompileOptions{Now: now}); err != nil {
+		return nil, fmt.Errorf("iocs: %w", err)
+	}
+	for _, r := range f.Rules {
+		h.Rules = append(h.Rules, tasks.Rule{Name: r.Name, Expr: r.When, Severity: r.Severity,
+			Tags: r.Tags})
+	}
+	if err := tasks.ValidateRules(h.Rules); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
 	}
 	if err := tasks.ValidateChains(h.Chains); err != nil {
 		return nil, fmt.Errorf("chains: %w", err)

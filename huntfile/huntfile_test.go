@@ -161,3 +161,36 @@ func TestForward(t *testing.T) {
 		})
 	}
 }
+
+// TestYaraFilesAreIndicators checks that a collector's YARA files reach
+// both its parameters and the hunt's indicators, once each, so that their
+// matches are reported as detections.
+func TestYaraFilesAreIndicators(t *testing.T) {
+	f, err := Load("../hunts/webshell.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.Hunt(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yara []tasks.IoC
+	for _, ioc := range h.IoCs {
+		if ioc.Type == tasks.IoCYARA {
+			yara = append(yara, ioc)
+		}
+	}
+	if len(yara) != 1 || !strings.Contains(yara[0].Value, "rule webshell_exec_request_param") ||
+		yara[0].Severity != "high" || yara[0].Source != "hunt:webshell:webshell.yar" {
+		t.Fatalf("yara indicators %+v, want webshell.yar once, high", yara)
+	}
+	for _, c := range h.Collectors {
+		if c.Name == "files" && !strings.Contains(string(c.Params), "webshell_exec_request_param") {
+			t.Errorf("files collector params lack the rules: %s", c.Params)
+		}
+	}
+	// Building twice does not pile them up.
+	if h2, _ := f.Hunt(Options{}); len(h2.IoCs) != len(h.IoCs) {
+		t.Errorf("second build has %d indicators, first %d", len(h2.IoCs), len(h.IoCs))
+	}
+}
