@@ -77,6 +77,9 @@ func newIntelAddCmd(g *globals, op string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ioc := tasks.IoC{Type: f.typ, Value: f.value, Severity: f.severity,
 				Source: f.source, Tags: f.tags}
+			if op == tasks.IntelAdd {
+				ioc.FirstSeen = time.Now().UTC().Truncate(time.Second)
+			}
 			if f.expires != "" {
 				x, err := parseIntelExpiry(f.expires, time.Now())
 				if err != nil {
@@ -591,14 +594,16 @@ func writeIoCs(w io.Writer, format string, iocs []tasks.IoC) error {
 		return nil
 	case "csv":
 		cw := csv.NewWriter(w)
-		cw.Write([]string{"type", "value", "severity", "tags", "expires", "source"})
-		for _, ioc := range iocs {
-			x := ""
-			if !ioc.Expires.IsZero() {
-				x = ioc.Expires.Format(time.RFC3339)
+		cw.Write([]string{"type", "value", "severity", "tags", "first_seen", "expires", "source"})
+		stamp := func(t time.Time) string {
+			if t.IsZero() {
+				return ""
 			}
+			return t.UTC().Format(time.RFC3339Nano)
+		}
+		for _, ioc := range iocs {
 			cw.Write([]string{ioc.Type, ioc.Value, ioc.Severity, strings.Join(ioc.Tags, ";"),
-				x, ioc.Source})
+				stamp(ioc.FirstSeen), stamp(ioc.Expires), ioc.Source})
 		}
 		cw.Flush()
 		return cw.Error()

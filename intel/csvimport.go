@@ -35,13 +35,14 @@ var csvTypes = map[string]string{
 
 // csvColumns names the columns a header may hold.
 type csvColumns struct {
-	typ, value, port, severity, tags, expires int
+	typ, value, port, severity, tags, expires, firstSeen, source int
 }
 
 // ImportCSV reads a flat indicator list with a header row naming at least
 // "type" and "value"; "severity", "tags" (separated by ';' or '|'),
-// "expires" (RFC 3339) and "port" are used when present, other columns
-// (comment, note, source) are ignored. Type
+// "expires" and "first_seen" (RFC 3339), "source" and "port" are used when
+// present, so that what 'intel export' writes reads back the same; other
+// columns (comment, note) are ignored. Type
 // names are matched case-insensitively with common aliases (ipv4,
 // process_name, sha-256, ...). A port column with an address gives an
 // address:port indicator, with an empty value a bare port; with a domain,
@@ -107,7 +108,7 @@ func csvError(err error) error {
 
 // csvHeader locates the columns.
 func csvHeader(header []string) (csvColumns, error) {
-	cols := csvColumns{-1, -1, -1, -1, -1, -1}
+	cols := csvColumns{-1, -1, -1, -1, -1, -1, -1, -1}
 	for i, h := range header {
 		switch strings.ToLower(strings.TrimSpace(h)) {
 		case "type", "ioc_type", "indicator_type":
@@ -118,6 +119,10 @@ func csvHeader(header []string) (csvColumns, error) {
 			cols.port = i
 		case "expires", "valid_until":
 			cols.expires = i
+		case "first_seen", "valid_from":
+			cols.firstSeen = i
+		case "source":
+			cols.source = i
 		case "severity":
 			cols.severity = i
 		case "tags", "tag":
@@ -163,13 +168,25 @@ func (c *collector) csvRow(row []string, cols csvColumns, where string) {
 		ioc.Tags = addTag(ioc.Tags, strings.TrimSpace(t))
 	}
 
-	if e := strings.TrimSpace(cell(row, cols.expires)); e != "" {
+	if src := strings.TrimSpace(cell(row, cols.source)); src != "" &&
+		len(src) <= DefaultSetLimits().MaxTextLen {
+		ioc.Source = src
+	}
+	for _, tc := range []struct {
+		col  int
+		name string
+		to   *time.Time
+	}{{cols.expires, "expires", &ioc.Expires}, {cols.firstSeen, "first_seen", &ioc.FirstSeen}} {
+		e := strings.TrimSpace(cell(row, tc.col))
+		if e == "" {
+			continue
+		}
 		t, err := time.Parse(time.RFC3339, e)
 		if err != nil {
-			c.skip(what, where, "expires is not an RFC 3339 time: "+e)
+			c.skip(what, where, tc.name+" is not an RFC 3339 time: "+e)
 			return
 		}
-		ioc.Expires = t.UTC()
+		*tc.to = t.UTC()
 	}
 
 	switch {
@@ -184,6 +201,14 @@ func (c *collector) csvRow(row []string, cols csvColumns, where string) {
 		ioc.Value = v + ":" + port
 	case typ == tasks.IoCIP && strings.Contains(value, "/"):
 		ioc.Type = tasks.IoCCIDR
+	}
+	if ioc.Type == tasks.IoCYARA {
+		// Nodes refuse an update whose rules libyara rejects; find out
+		// here, so the rest of the file is not sent without it.
+		if err := validateYARA("value", ioc.Value); err != nil {
+			c.skip(what, where, err.Error())
+			return
+		}
 	}
 	c.take(what, where, ioc)
 }

@@ -474,3 +474,31 @@ func TestImportRealReports(t *testing.T) {
 		})
 	}
 }
+
+func TestImportCSVReadsExportColumns(t *testing.T) {
+	// The columns 'intel export' writes, with a multi-line YARA value.
+	in := "type,value,severity,tags,first_seen,expires,source\n" +
+		"ip,192.0.2.25,high,actor:X;T1496,2024-08-01T00:00:00Z,2999-01-01T00:00:00Z," +
+		"stix:bundle--1\n" +
+		"yara,\"rule a {\n condition: true\n}\",high,,,,yara:a.yar\n" +
+		"port,3333,,,not-a-time,,\n" +
+		"yara,rule b { condition: nope },,,,,\n"
+	imp, err := ImportCSV(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := find(imp, tasks.IoCIP, "192.0.2.25")
+	if !ok || c.Source != "stix:bundle--1" || c.Severity != "high" ||
+		!c.FirstSeen.Equal(time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)) ||
+		c.Expires.Year() != 2999 || !slices.Equal(c.Tags, []string{"actor:X", "T1496"}) {
+		t.Fatalf("ip row read as %+v", c)
+	}
+	if y, ok := find(imp, tasks.IoCYARA, "rule a {\n condition: true\n}"); !ok ||
+		y.Source != "yara:a.yar" {
+		t.Fatalf("yara row: %+v", imp.IoCs)
+	}
+	if !skippedFor(imp, "port", "first_seen is not an RFC 3339 time") ||
+		!skippedFor(imp, "yara", "line 1") || len(imp.IoCs) != 2 {
+		t.Fatalf("skips %v", imp.Skipped)
+	}
+}
