@@ -73,7 +73,8 @@ func parseTimeFlag(name, v string) (time.Time, error) {
 
 // resultsOf reads the stored answers of the given tasks from the local
 // node, keeping those of hosts the selector picks.
-func resultsOf(ctx context.Context, g *globals, ids []string, target string) ([]*tasks.Result, error) {
+func resultsOf(ctx context.Context, g *globals, ids []string,
+	target string) ([]*tasks.Result, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}

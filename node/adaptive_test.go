@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/huntmesh/huntmesh/store"
 	"github.com/huntmesh/huntmesh/tasks"
@@ -453,5 +456,34 @@ func TestChainTriggers(t *testing.T) {
 				t.Errorf("triggers = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestChainLimitersBounded checks that per-rule limiters do not pile up
+// over a node's life: refilled ones are dropped past the bound.
+func TestChainLimitersBounded(t *testing.T) {
+	var l chainLimits
+	now := time.Now()
+	l.node = rate.NewLimiter(rate.Inf, 1) // only the per-rule map is under test
+	l.perRule = map[string]*rate.Limiter{}
+	for i := range maxRuleLimiters + 100 {
+		l.allow(&tasks.Chain{Name: fmt.Sprintf("rule-%d", i)}, now)
+	}
+	if len(l.perRule) <= maxRuleLimiters {
+		t.Fatalf("%d limiters while all are fresh: the bound must not drop live ones",
+			len(l.perRule))
+	}
+	// A minute on, every limiter has refilled: the next new rule prunes them.
+	if !l.allow(&tasks.Chain{Name: "late"}, now.Add(2*time.Minute)) {
+		t.Fatal("new rule refused")
+	}
+	if len(l.perRule) != 1 {
+		t.Errorf("%d limiters kept after pruning, want 1", len(l.perRule))
+	}
+	// A rule that ran moments ago keeps its limiter and its limit.
+	busy := &tasks.Chain{Name: "busy", PerMinute: 1}
+	at := now.Add(3 * time.Minute)
+	if !l.allow(busy, at) || l.allow(busy, at.Add(time.Second)) {
+		t.Error("per-rule limit not kept")
 	}
 }

@@ -33,6 +33,11 @@ import (
 // and hunts together: enough for a real incident, too few for a storm.
 const nodeChainPerMinute = 30
 
+// maxRuleLimiters bounds the per-rule limiters a node keeps: rule names
+// come from hunts, so over a long life they would pile up. Past the bound,
+// limiters that have refilled (they hold no memory of recent runs) go.
+const maxRuleLimiters = 1024
+
 // chainLimits holds a node's rate limiters. The zero value is ready.
 type chainLimits struct {
 	mu sync.Mutex
@@ -51,6 +56,13 @@ func (l *chainLimits) allow(c *tasks.Chain, now time.Time) bool {
 		l.perRule = map[string]*rate.Limiter{}
 	}
 	r := l.perRule[c.Name]
+	if r == nil && len(l.perRule) >= maxRuleLimiters {
+		for name, old := range l.perRule {
+			if old.TokensAt(now) >= float64(old.Burst()) {
+				delete(l.perRule, name)
+			}
+		}
+	}
 	if r == nil || r.Burst() != c.Rate() {
 		r = rate.NewLimiter(rate.Every(time.Minute/time.Duration(c.Rate())), c.Rate())
 		l.perRule[c.Name] = r

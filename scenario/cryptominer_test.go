@@ -145,7 +145,8 @@ func ioc(typ, value string) func(*tasks.Detection) bool {
 func checkDetections(t *testing.T, dets []tasks.Detection) {
 	const pool, c2 = "192.0.2.25", "203.0.113.77"
 	cloud := func(resource string) func(*tasks.Detection) bool {
-		return and(kind(tasks.KindCloudActivity), ioc("rule", "cloud-resources-outside-home-regions"),
+		return and(kind(tasks.KindCloudActivity),
+			ioc("rule", "cloud-resources-outside-home-regions"),
 			field("resource", resource), field("caller", "cloud-admin"),
 			field("caller_address", "10.20.1.15"), field("location", "eastus"))
 	}
@@ -153,7 +154,8 @@ func checkDetections(t *testing.T, dets []tasks.Detection) {
 		{"app-01", "EDR alert to 203.0.113.77", and(kind(tasks.KindAlert), ioc("ip", c2))},
 		{"app-01", "Sysmon network event to 203.0.113.77",
 			and(kind(tasks.KindConnection), ioc("ip", c2), field("pid", 5504))},
-		{"app-01", "deploy-vm.ps1 created", and(kind(tasks.KindFile), ioc("filename", "deploy-vm.ps1"))},
+		{"app-01", "deploy-vm.ps1 created", and(kind(tasks.KindFile),
+			ioc("filename", "deploy-vm.ps1"))},
 		{"app-01", "deploy-vm.ps1 executed by powershell.exe 6788",
 			and(kind(tasks.KindProcess), ioc("filename", "deploy-vm.ps1"), field("pid", 6788),
 				field("ppid", 6720))},

@@ -41,13 +41,19 @@ var libraryHosts = map[string]string{
 	"lib-bad/root/etc/passwd": "root:x:0:0:root:/root:/bin/bash\n" +
 		"toor:x:0:0:toor:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n",
 	"lib-bad/processes.json": `[
- {"pid":1,"ppid":0,"name":"systemd","exe":"/usr/lib/systemd/systemd","cmdline":"/sbin/init","user":"root","started":"2024-08-05T07:00:00Z"},
- {"pid":10,"ppid":1,"name":"nginx","exe":"/usr/sbin/nginx","cmdline":"nginx: worker process","user":"www-data","started":"2024-08-05T07:00:05Z"},
- {"pid":11,"ppid":10,"name":"sh","exe":"/usr/bin/dash","cmdline":"sh -c id","user":"www-data","started":"2024-08-05T08:00:00Z"}
+ {"pid": 1, "ppid": 0, "name": "systemd", "exe": "/usr/lib/systemd/systemd",
+  "cmdline": "/sbin/init", "user": "root", "started": "2024-08-05T07:00:00Z"},
+ {"pid": 10, "ppid": 1, "name": "nginx", "exe": "/usr/sbin/nginx",
+  "cmdline": "nginx: worker process", "user": "www-data", "started": "2024-08-05T07:00:05Z"},
+ {"pid": 11, "ppid": 10, "name": "sh", "exe": "/usr/bin/dash", "cmdline": "sh -c id",
+  "user": "www-data", "started": "2024-08-05T08:00:00Z"}
 ]`,
-	"lib-bad/auth.log": "Aug  5 08:00:01 lib-bad sshd[700]: Failed password for root from 203.0.113.9 port 40001 ssh2\n" +
-		"Aug  5 08:00:03 lib-bad sshd[700]: Failed password for root from 203.0.113.9 port 40002 ssh2\n" +
-		"Aug  5 08:00:05 lib-bad sshd[701]: Accepted password for root from 203.0.113.9 port 40003 ssh2\n",
+	"lib-bad/auth.log": "Aug  5 08:00:01 lib-bad sshd[700]: " +
+		"Failed password for root from 203.0.113.9 port 40001 ssh2\n" +
+		"Aug  5 08:00:03 lib-bad sshd[700]: " +
+		"Failed password for root from 203.0.113.9 port 40002 ssh2\n" +
+		"Aug  5 08:00:05 lib-bad sshd[701]: " +
+		"Accepted password for root from 203.0.113.9 port 40003 ssh2\n",
 
 	"lib-clean/root/var/www/html/index.php": "<?php echo htmlspecialchars($_GET['q']); ?>\n",
 	"lib-clean/root/etc/cron.d/backup":      "0 3 * * * root /usr/local/bin/backup\n",
@@ -55,11 +61,15 @@ var libraryHosts = map[string]string{
 	"lib-clean/root/etc/passwd": "root:x:0:0:root:/root:/bin/bash\n" +
 		"deploy:x:1000:1000::/home/deploy:/bin/bash\n",
 	"lib-clean/processes.json": `[
- {"pid":1,"ppid":0,"name":"systemd","exe":"/usr/lib/systemd/systemd","cmdline":"/sbin/init","user":"root","started":"2024-08-05T07:00:00Z"},
- {"pid":10,"ppid":1,"name":"nginx","exe":"/usr/sbin/nginx","cmdline":"nginx: worker process","user":"www-data","started":"2024-08-05T07:00:05Z"},
- {"pid":12,"ppid":1,"name":"sh","exe":"/usr/bin/dash","cmdline":"sh /etc/init.d/backup","user":"root","started":"2024-08-05T08:00:00Z"}
+ {"pid": 1, "ppid": 0, "name": "systemd", "exe": "/usr/lib/systemd/systemd",
+  "cmdline": "/sbin/init", "user": "root", "started": "2024-08-05T07:00:00Z"},
+ {"pid": 10, "ppid": 1, "name": "nginx", "exe": "/usr/sbin/nginx",
+  "cmdline": "nginx: worker process", "user": "www-data", "started": "2024-08-05T07:00:05Z"},
+ {"pid": 12, "ppid": 1, "name": "sh", "exe": "/usr/bin/dash", "cmdline": "sh /etc/init.d/backup",
+  "user": "root", "started": "2024-08-05T08:00:00Z"}
 ]`,
-	"lib-clean/auth.log": "Aug  5 08:00:05 lib-clean sshd[801]: Accepted publickey for deploy from 10.0.0.5 port 50000 ssh2\n",
+	"lib-clean/auth.log": "Aug  5 08:00:05 lib-clean sshd[801]: " +
+		"Accepted publickey for deploy from 10.0.0.5 port 50000 ssh2\n",
 }
 
 // writeLibraryHosts writes libraryHosts under a temporary folder.

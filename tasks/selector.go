@@ -84,7 +84,8 @@ func (s Selector) sampleShare() (float64, error) {
 	if pct, ok := strings.CutSuffix(v, "%"); ok {
 		f, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
 		if err != nil || f < 0 || f > 100 {
-			return 0, fmt.Errorf("selector sample %q: want a percentage from 0%% to 100%%", s.Sample)
+			return 0, fmt.Errorf("selector sample %q: want a percentage from 0%% to 100%%",
+				s.Sample)
 		}
 		return f / 100, nil
 	}
@@ -96,7 +97,8 @@ func (s Selector) sampleShare() (float64, error) {
 		return 0, fmt.Errorf("selector sample %q: a count needs the fleet size", s.Sample)
 	}
 	if n > s.FleetSize {
-		return 0, fmt.Errorf("selector sample %d is larger than the fleet of %d nodes", n, s.FleetSize)
+		return 0, fmt.Errorf("selector sample %d is larger than the fleet of %d nodes", n,
+			s.FleetSize)
 	}
 	return float64(n) / float64(s.FleetSize), nil
 }
