@@ -57,6 +57,11 @@ const retroDebounce = 300 * time.Millisecond
 // errIntelRefused wraps refusals of an update's content.
 var errIntelRefused = errors.New("intel update refused")
 
+// errSetCap wraps refusals of an issued update for what the whole set
+// would hold (see fits). They depend on this node's set at the time, so
+// they are not remembered: the same update may come back by sync later.
+var errSetCap = errors.New("intel set cap")
+
 // intelNode is a node's share of the intel mesh: the set, the updates that
 // built it, the compiled matcher and the retro-hunt state.
 type intelNode struct {
@@ -281,12 +286,12 @@ func (in *intelNode) fits(ups []intel.Update) error {
 		}
 	}
 	if regexes > lim.MaxRegexes {
-		return fmt.Errorf("%w: the set would hold %d command-line expressions, over the "+
-			"limit of %d", errIntelRefused, regexes, lim.MaxRegexes)
+		return fmt.Errorf("%w: %w: the set would hold %d command-line expressions, over "+
+			"the limit of %d", errIntelRefused, errSetCap, regexes, lim.MaxRegexes)
 	}
 	if yaraBytes > lim.MaxYARABytes {
-		return fmt.Errorf("%w: the set would hold %d bytes of YARA rules, over the limit of %d",
-			errIntelRefused, yaraBytes, lim.MaxYARABytes)
+		return fmt.Errorf("%w: %w: the set would hold %d bytes of YARA rules, over the "+
+			"limit of %d", errIntelRefused, errSetCap, yaraBytes, lim.MaxYARABytes)
 	}
 	return nil
 }
@@ -361,14 +366,17 @@ func (in *intelNode) accept(raw []byte, via string) (string, int, error) {
 // will not change with time so that anti-entropy does not fetch it again.
 func (in *intelNode) refuse(id, via string, err error) {
 	reason := refusalReason(err)
-	if errors.Is(err, errIntelRefused) || errors.Is(err, intel.ErrInvalidIoC) {
+	switch {
+	case errors.Is(err, errSetCap):
+		reason = "set-cap"
+	case errors.Is(err, errIntelRefused) || errors.Is(err, intel.ErrInvalidIoC):
 		reason = "content"
 	}
 	in.n.count("intel-refused/" + reason)
 	in.log.Warn("intel update refused", "update", id, "peer", shortID(via), "reason", reason,
 		"err", err)
 	switch reason {
-	case "expired", "not-yet-valid", "too-large", "other":
+	case "expired", "not-yet-valid", "too-large", "other", "set-cap":
 		return
 	}
 	in.mu.Lock()
