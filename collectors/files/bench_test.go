@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,7 +148,9 @@ func BenchmarkCompile(b *testing.B) {
 // as a pair, alternating the two sides inside every iteration so that load
 // from other work on the machine falls on both alike, and reports the
 // ratio of their times: the "x-" metric is the left side's speed relative
-// to the right (above 1 is faster), "left/right-time" its inverse.
+// to the right (above 1 is faster), "left/right-time" its inverse, and
+// "left/right-cpu" the ratio of the CPU time each side used (the fairer
+// figure on a loaded machine; it cannot show gains from parallelism).
 // Run with: go test -run ^$ -bench FilesRatios -benchtime 3x ./collectors/files
 func BenchmarkFilesRatios(b *testing.B) {
 	root, list := benchTree(b)
@@ -174,17 +177,20 @@ func BenchmarkFilesRatios(b *testing.B) {
 	// metric (left's speed relative to right).
 	pair := func(name, metric string, left, right func(b *testing.B)) {
 		b.Run(name, func(b *testing.B) {
-			var lt, rt time.Duration
+			var lt, rt, lc, rc time.Duration
 			for b.Loop() {
-				t0 := time.Now()
+				c0, t0 := cpuTime(), time.Now()
 				left(b)
-				t1 := time.Now()
+				c1, t1 := cpuTime(), time.Now()
 				right(b)
 				lt += t1.Sub(t0)
 				rt += time.Since(t1)
+				lc += c1 - c0
+				rc += cpuTime() - c1
 			}
 			b.ReportMetric(rt.Seconds()/lt.Seconds(), metric)
 			b.ReportMetric(lt.Seconds()/rt.Seconds(), "left/right-time")
+			b.ReportMetric(lc.Seconds()/rc.Seconds(), "left/right-cpu")
 			b.ReportMetric(float64(lt.Nanoseconds())/float64(b.N)/benchFiles, "left-ns/file")
 			b.ReportMetric(float64(rt.Nanoseconds())/float64(b.N)/benchFiles, "right-ns/file")
 		})
@@ -213,6 +219,18 @@ func BenchmarkFilesRatios(b *testing.B) {
 	}, func(b *testing.B) {
 		benchRun(b, NewFiles(NewHashCache(0)), root, yaraAll)
 	})
+}
+
+// cpuTime is the CPU time (user and system) used so far by this process
+// and the children it has waited for, so that a pair can also be compared
+// by the work each side did, which load from elsewhere on the machine
+// skews far less than wall time.
+func cpuTime() time.Duration {
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
 }
 
 // benchRun runs f over root as a node would, handing each record to a sink

@@ -107,34 +107,74 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 		}
 	}
 
-	// Stream larger files through the hashes, keeping the head for the
-	// file type, then let libyara scan the descriptor.
-	h := newHasher(want)
-	head, err := stream(ctx, env, f, h.w, maxSize)
+	// Stream larger files through the hashes while libyara scans the
+	// descriptor (it maps the file) beside them. The head read first
+	// gives the file type the rules' variables need.
+	head := make([]byte, sniffLen)
+	n, err := syscall.Pread(f.fd, head, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("read %s: %w", f.name, err)
 	}
-	d = &digest{fileType: fileType(head)}
-	h.fill(d)
-	yaraErr = scanAll(d, sets, hostPath, func(r *yarascan.Rules,
+	d = &digest{fileType: fileType(head[:n])}
+	scanned := goScan(d, sets, hostPath, func(r *yarascan.Rules,
 		vars map[string]string) ([]yarascan.Match, error) {
 		return r.ScanFD(uintptr(f.fd), f.name, vars, scanTimeout)
 	})
+	h := newHasher(want)
+	_, err = stream(ctx, env, f, h.w, maxSize)
+	yaraErr = <-scanned // before f can be closed
+	if err != nil {
+		return nil, nil, err
+	}
+	h.fill(d)
 	return d, yaraErr, nil
 }
 
-// digestBytes hashes, types and scans a file held in memory.
+// parallelMin is the smallest in-memory file whose hashes are computed
+// beside the YARA scan rather than before it; below it the hand-off
+// costs more than the overlap saves.
+const parallelMin = 1 << 10
+
+// digestBytes hashes, types and scans a file held in memory. With both
+// hashes and rules to run on a file of some size, the hashes are computed
+// on another goroutine while libyara scans, so that asking for hashes
+// beside YARA costs little more wall time than YARA alone.
 func digestBytes(data []byte, hostPath string, want hashSet,
 	sets []ruleSet) (*digest, error, error) {
-	h := newHasher(want)
-	_, _ = h.w.Write(data)
 	d := &digest{fileType: fileType(data[:min(len(data), sniffLen)])}
-	h.fill(d)
-	yaraErr := scanAll(d, sets, hostPath, func(r *yarascan.Rules,
-		vars map[string]string) ([]yarascan.Match, error) {
+	hashAll := func() {
+		h := newHasher(want)
+		_, _ = h.w.Write(data)
+		h.fill(d)
+	}
+	scan := func(r *yarascan.Rules, vars map[string]string) ([]yarascan.Match, error) {
 		return r.ScanBytes(data, vars, scanTimeout)
-	})
+	}
+	if len(sets) == 0 || !want.any() || len(data) < parallelMin {
+		hashAll()
+		return d, scanAll(d, sets, hostPath, scan), nil
+	}
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		hashAll()
+	}()
+	yaraErr := scanAll(d, sets, hostPath, scan)
+	<-hashed
 	return d, yaraErr, nil
+}
+
+// goScan runs scanAll on its own goroutine and delivers its error. The
+// scan writes only d.yara, so the caller may fill the hashes meanwhile.
+func goScan(d *digest, sets []ruleSet, hostPath string,
+	scan func(*yarascan.Rules, map[string]string) ([]yarascan.Match, error)) <-chan error {
+	out := make(chan error, 1)
+	if len(sets) == 0 {
+		out <- nil
+		return out
+	}
+	go func() { out <- scanAll(d, sets, hostPath, scan) }()
+	return out
 }
 
 // readWhole reads a small file into buf after charging the budget. buf
