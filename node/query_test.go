@@ -51,6 +51,22 @@ func seedConnections(t *testing.T, n *Node, at time.Time, remotes ...string) {
 	}
 }
 
+// twoNodes starts node-a and node-b, b knowing only a, both edited by
+// edit (may be nil), and waits until each sees the other live.
+func twoNodes(t *testing.T, trust string, edit func(*Config)) (a, b *Node) {
+	t.Helper()
+	if edit == nil {
+		edit = func(*Config) {}
+	}
+	a = startNode(t, "node-a", trust, edit)
+	b = startNode(t, "node-b", trust, func(cfg *Config) {
+		edit(cfg)
+		cfg.Peers = a.Addrs()[:1]
+	})
+	waitLive(t, a, b)
+	return a, b
+}
+
 func TestQueryStacksAcrossThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
@@ -130,9 +146,7 @@ func TestQueryBadInput(t *testing.T) {
 	}
 	who := newAnalyst(t)
 	trust := writeTrust(t, "query", who)
-	a := startNode(t, "node-a", trust, nil)
-	b := startNode(t, "node-b", trust, func(cfg *Config) { cfg.Peers = a.Addrs()[:1] })
-	waitLive(t, a, b)
+	a, b := twoNodes(t, trust, nil)
 	seedConnections(t, a, time.Now(), "192.0.2.25:3333")
 	seedConnections(t, b, time.Now(), "192.0.2.25:3333")
 
@@ -190,9 +204,7 @@ func TestBigAnswerIsPulledInPages(t *testing.T) {
 	}
 	who := newAnalyst(t)
 	trust := writeTrust(t, "query", who)
-	a := startNode(t, "node-a", trust, nil)
-	b := startNode(t, "node-b", trust, func(cfg *Config) { cfg.Peers = a.Addrs()[:1] })
-	waitLive(t, a, b)
+	a, b := twoNodes(t, trust, nil)
 	remotes := make([]string, 4000)
 	for i := range remotes {
 		remotes[i] = fmt.Sprintf("10.%d.%d.1:%d", i/250, i%250, 1000+i)
@@ -250,12 +262,7 @@ func TestCancelStopsRunningHunt(t *testing.T) {
 	who := newAnalyst(t)
 	trust := writeTrust(t, "hunt", who)
 	fast := func(cfg *Config) { cfg.ReceiptDelay = 200 * time.Millisecond }
-	a := startNode(t, "node-a", trust, fast)
-	b := startNode(t, "node-b", trust, func(cfg *Config) {
-		fast(cfg)
-		cfg.Peers = a.Addrs()[:1]
-	})
-	waitLive(t, a, b)
+	a, _ := twoNodes(t, trust, fast)
 
 	h := slowHunt(t, a.ID())
 	expected := a.LivePeers()
@@ -439,12 +446,7 @@ func TestMembershipStates(t *testing.T) {
 	}
 	trust := writeTrust(t, "hunt", newAnalyst(t))
 	short := func(cfg *Config) { cfg.SilentAfter, cfg.GoneAfter = time.Second, 3*time.Second }
-	a := startNode(t, "node-a", trust, short)
-	b := startNode(t, "node-b", trust, func(cfg *Config) {
-		short(cfg)
-		cfg.Peers = a.Addrs()[:1]
-	})
-	waitLive(t, a, b)
+	a, b := twoNodes(t, trust, short)
 
 	stateOf := func() PeerView {
 		for _, p := range a.Peers() {
