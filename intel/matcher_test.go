@@ -280,9 +280,16 @@ rule miner_x
 {
 	strings: $u = /stratum\+tcp:\/\// nocase
 	condition: $u
-}`
+}
+rule quoted { strings: $q = /say "hi/ condition: $q } rule after_q { condition: true }
+rule m { condition: filesize \ 2 > 1 and pe.number_of_sections == 1 and
+  pe.sections[0].name matches /"rule no/ } rule after_m { condition: true }`
+	// The source is real YARA: libyara takes it.
+	if err := validateYARA("names", src); err != nil {
+		t.Fatal(err)
+	}
 	got := yaraRuleNames(src)
-	want := []string{"helper", "g1", "miner_x"}
+	want := []string{"helper", "g1", "miner_x", "quoted", "after_q", "m", "after_m"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}

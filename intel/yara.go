@@ -1,16 +1,34 @@
 package intel
 
 // yaraRuleNames lists the rule names declared in a YARA source, in order.
-// It is a light scanner, not a parser: it skips comments and quoted strings
-// and takes the identifier after each "rule" keyword. Sources are compiled
-// for real by the YARA collector; this only names what they declare so that
-// detections can say which rule matched.
+// It is a light scanner, not a parser: it skips comments, quoted strings
+// and regular expression literals and takes the identifier after each
+// "rule" keyword. Sources are compiled for real by the YARA collector; this
+// only names what they declare so that detections can say which rule
+// matched.
 func yaraRuleNames(src string) []string {
 	var names []string
 	expectName := false
+	// afterEq: the last token was '=' or "matches", so '/' opens a
+	// regular expression rather than dividing.
+	afterEq := false
 	for i := 0; i < len(src); {
 		c := src[i]
+		wasEq := afterEq
+		if c != ' ' && c != '\t' {
+			afterEq = c == '='
+		}
 		switch {
+		case c == '/' && wasEq:
+			// A regular expression literal: it may hold quotes and words.
+			i++
+			for i < len(src) && src[i] != '/' && src[i] != '\n' {
+				if src[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			i++
 		case c == '/' && i+1 < len(src) && src[i+1] == '/':
 			for i < len(src) && src[i] != '\n' {
 				i++
@@ -36,6 +54,7 @@ func yaraRuleNames(src string) []string {
 				j++
 			}
 			word := src[i:j]
+			afterEq = word == "matches"
 			if expectName {
 				names = append(names, word)
 				expectName = false
