@@ -160,3 +160,40 @@ func TestRewrittenAfterListing(t *testing.T) {
 	}
 	checkHashes(t, p, recs[0])
 }
+
+// TestFilesBindMountLoop mounts a directory onto a folder inside itself,
+// which makes the tree endless to a walker that trusts names; the walk
+// must enter it once and count the loop. It needs the right to mount and
+// is skipped without it.
+func TestFilesBindMountLoop(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "a/file.txt"), "x", 0o644)
+	loop := filepath.Join(root, "a/loop")
+	if err := os.Mkdir(loop, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(filepath.Join(root, "a"), loop, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount here: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(loop, syscall.MNT_DETACH) })
+
+	done := make(chan struct{})
+	var n int
+	var sum map[string]int
+	go func() {
+		defer close(done)
+		recs, s, err := collect(t, NewFiles(nil), runOpts{root: root}, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		n, sum = len(recs), s.Skipped
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("walk did not end on a bind-mount loop")
+	}
+	if n != 1 || sum["loop"] != 1 {
+		t.Fatalf("%d records, skips %v; want the one file and one loop", n, sum)
+	}
+}
