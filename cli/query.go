@@ -189,18 +189,31 @@ func writeGroups(w io.Writer, format string, by []string, groups []tasks.Group) 
 		return nil
 	case "csv":
 		cw := csv.NewWriter(w)
+		key := func(g tasks.Group) []string { return g.Key }
+		if len(by) == 0 {
+			by = []string{"group"}
+			key = func(g tasks.Group) []string { return []string{strings.Join(g.Key, " | ")} }
+		}
 		cw.Write(append(append([]string{}, by...), "count", "host_count", "hosts"))
 		for _, g := range groups {
-			cw.Write(append(append([]string{}, g.Key...), fmt.Sprint(g.Count),
-				fmt.Sprint(len(g.Hosts)), strings.Join(g.Hosts, " ")))
+			cw.Write(append(key(g), fmt.Sprint(g.Count), fmt.Sprint(len(g.Hosts)),
+				strings.Join(g.Hosts, " ")))
 		}
 		cw.Flush()
 		return cw.Error()
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tCOUNT\tHOSTS\tON\n", strings.ToUpper(strings.Join(by, "\t")))
+	head := strings.ToUpper(strings.Join(by, "\t"))
+	if len(by) == 0 {
+		head = "GROUP" // read back from stored answers, which keep no field names
+	}
+	fmt.Fprintf(tw, "%s\tCOUNT\tHOSTS\tON\n", head)
+	sep := "\t"
+	if len(by) == 0 {
+		sep = " | "
+	}
 	for _, g := range groups {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", strings.Join(g.Key, "\t"), g.Count, len(g.Hosts),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", strings.Join(g.Key, sep), g.Count, len(g.Hosts),
 			clip(strings.Join(g.Hosts, ","), 80))
 	}
 	if len(groups) == 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/huntmesh/huntmesh/node"
+	"github.com/huntmesh/huntmesh/tasks"
 )
 
 func newResultsCmd(g *globals) *cobra.Command {
@@ -33,18 +34,43 @@ issuer, and its own answer as a participant. They survive restarts.`,
 			}
 			ctx, cancel := context.WithTimeout(cmdContext(cmd), time.Minute)
 			defer cancel()
+			// A query's answers are worded as matching rows.
+			_ = client.Call(ctx, node.Request{Op: "task", TaskID: args[0]},
+				func(r node.Response) error {
+					out.query = r.Task != nil && r.Task.Type == tasks.TypeQuery
+					return nil
+				})
+			var (
+				parts [][]tasks.Group
+				comp  *node.Completeness
+			)
 			err = client.Call(ctx, node.Request{Op: "results", TaskID: args[0]},
 				func(r node.Response) error {
 					if r.Result != nil {
 						out.result(r.Result)
+						if len(r.Result.Groups) > 0 {
+							parts = append(parts, r.Result.Groups)
+						}
 					}
 					if r.Completeness != nil {
-						out.completeness(r.Completeness)
+						comp = r.Completeness
 					}
 					return nil
 				})
 			out.flush()
-			return err
+			if err != nil {
+				return err
+			}
+			// A stacking query's answers hold partial groups: merge them again.
+			if groups := node.MergeGroups(parts...); len(groups) > 0 {
+				if err := writeGroups(os.Stdout, output, nil, groups); err != nil {
+					return err
+				}
+			}
+			if comp != nil {
+				out.completeness(comp)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, ndjson or csv")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/huntmesh/huntmesh/node"
 	"github.com/huntmesh/huntmesh/sim"
 )
 
@@ -27,6 +28,8 @@ type simFlags struct {
 	repeat    int
 	hold      bool
 	cpuProf   string
+	query     string
+	groupBy   []string
 }
 
 func newSimCmd(g *globals) *cobra.Command {
@@ -43,10 +46,13 @@ time, answers, gossip messages and bytes per node, and heap per node.
 --leave and --join churn nodes before the hunt; the nodes that left must be reported
 silent. --partition cuts that fraction of the nodes off, issues the hunt and an intel
 update on the other side, heals after --cut-for, and reports how soon the cut-off nodes
-caught up. --plot writes the completeness curve as a PNG.`,
+caught up. --query sends a signed query (a CEL expression over the nodes' stored records,
+--group-by stacks them) instead of the hunt and reports its answers the same way. --plot
+writes the completeness curve as a PNG.`,
 		Example: `  huntmesh sim --nodes 1000 --latency 20ms --plot curve.png
   huntmesh sim --nodes 200 --jitter 5ms --loss 0.01 --format json
   huntmesh sim --nodes 300 --partition 0.3 --cut-for 10s
+  huntmesh sim --nodes 500 --query 'name == "sshd"' --group-by host
   huntmesh sim --nodes 100 --leave 10 --join 5 --scenario testdata/cryptominer`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,6 +78,10 @@ caught up. --plot writes the completeness curve as a PNG.`,
 	fl.DurationVar(&f.cfg.PresenceInterval, "presence", f.cfg.PresenceInterval,
 		"presence announcement interval (the daemon's is 5s)")
 	fl.DurationVar(&f.cfg.Heartbeat, "heartbeat", f.cfg.Heartbeat, "gossipsub heartbeat interval")
+	fl.DurationVar(&f.cfg.SyncInterval, "sync", f.cfg.SyncInterval,
+		"task and intel catch-up interval of every node (the daemon's is 15s)")
+	fl.StringVar(&f.query, "query", "", "send this query (CEL over stored records) instead of a hunt")
+	fl.StringSliceVar(&f.groupBy, "group-by", nil, "stack the query's rows by these fields")
 	fl.Int64Var(&f.cfg.Seed, "seed", f.cfg.Seed, "seed for the topology, jitter and loss")
 	fl.IntVar(&f.from, "from", 0, "index of the node that issues the hunt")
 	fl.DurationVar(&f.wait, "wait", 30*time.Second, "how long to wait for answers")
@@ -94,6 +104,18 @@ caught up. --plot writes the completeness curve as a PNG.`,
 func runSim(ctx context.Context, f *simFlags) error {
 	if f.format != "text" && f.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", f.format)
+	}
+	if f.query != "" && f.partition > 0 {
+		return fmt.Errorf("--query and --partition: the partition case runs a hunt; pick one")
+	}
+	if len(f.groupBy) > 0 && f.query == "" {
+		return fmt.Errorf("--group-by needs --query")
+	}
+	if f.query != "" {
+		// Before the mesh starts, which takes a while at scale.
+		if _, err := node.CompileQuery(f.query, f.groupBy, false); err != nil {
+			return fmt.Errorf("--query: %w", err)
+		}
 	}
 	if f.leave < 0 || f.leave >= f.cfg.Nodes-1 {
 		return fmt.Errorf("--leave %d: want 0 to %d", f.leave, f.cfg.Nodes-2)
@@ -134,12 +156,17 @@ func runSim(ctx context.Context, f *simFlags) error {
 	var last *sim.Report
 	for range max(f.repeat, 1) {
 		var rep *sim.Report
-		if f.partition > 0 {
+		opt := sim.HuntOptions{From: f.from, Wait: f.wait, ExpectDeparted: f.leave > 0,
+			Hold: f.hold}
+		switch {
+		case f.partition > 0:
 			rep, err = s.PartitionHunt(ctx, sim.PartitionOptions{From: f.from,
 				Fraction: f.partition, CutFor: f.cutFor, CatchUp: f.catchUp, Wait: f.wait})
-		} else {
-			rep, err = s.Hunt(ctx, sim.HuntOptions{From: f.from, Wait: f.wait,
-				ExpectDeparted: f.leave > 0, Hold: f.hold})
+		case f.query != "":
+			rep, err = s.Query(ctx, sim.QueryOptions{HuntOptions: opt, Expr: f.query,
+				GroupBy: f.groupBy})
+		default:
+			rep, err = s.Hunt(ctx, opt)
 		}
 		if err != nil {
 			return err
