@@ -77,12 +77,25 @@ func (a *adaptive) forward(c *tasks.Chain) {
 		return
 	}
 	fresh, err := a.n.store.MarkSeen(fc.Header.ID+"/forwarded", fc.Header.NotAfter)
-	if err != nil || !fresh {
+	if err != nil {
+		a.log.Error("mark forwarded hunt", "chain", c.Name, "err", err)
+		return
+	}
+	if !fresh {
+		return
+	}
+	// Another node where the rule triggered may have spread it already:
+	// this node holds it then, and its own validator would refuse a replay.
+	if seen, err := a.n.store.Seen(fc.Header.ID); err == nil && seen {
+		a.n.count("chain/forward-spread")
+		a.log.Debug("forwarded hunt already on the mesh", "chain", c.Name,
+			"forward", fc.Header.ID)
 		return
 	}
 	ctx, cancel := context.WithTimeout(a.n.ctx, forwardPublishTimeout)
 	defer cancel()
 	if err := a.n.mesh.Publish(ctx, TopicTasks, c.Forward); err != nil {
+		a.n.count("chain/forward-failed")
 		a.log.Warn("publish forwarded hunt", "chain", c.Name, "err", err)
 		return
 	}

@@ -518,3 +518,86 @@ func TestChainForward(t *testing.T) {
 		t.Errorf("app-01 forwarded %d times, want 1", c)
 	}
 }
+
+// TestChainForwardFromTwoNodes checks that a forwarded hunt runs once per
+// node however many nodes trigger the chain: both miner VMs see the pool,
+// each forwards the app-tier hunt at most once, and app-01 answers it
+// once, while the other nodes decline it.
+func TestChainForwardFromTwoNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five nodes")
+	}
+	ctx := context.Background()
+	f := Start(t, scenarioDir, Options{})
+	if err := f.LoadIntel(ctx, "ops-01", 20*time.Second,
+		scenarioDir+"/intel/iocs.csv"); err != nil {
+		t.Fatal(err)
+	}
+	hf, err := huntfile.Load("testdata/pool-contact.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := f.Node("ops-01")
+	seal := func(fh *tasks.Hunt) ([]byte, error) {
+		return tasks.SealTask(f.Key, tasks.TypeHunt, fh, tasks.DefaultPolicy().MaxSize)
+	}
+	h, err := hf.Hunt(huntfile.Options{ReplyTo: issuer.ID(), Seal: seal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := hf.Forwards()[0].ID
+	ans, err := f.Hunt(ctx, "ops-01", h, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ans.Completeness; c.ByStatus[tasks.StatusFinished] != 2 {
+		t.Fatalf("pool hunt %+v, want the two eastus VMs finished", c)
+	}
+
+	// Every node answers the forwarded hunt once: app-01 ran it, the
+	// others declined it.
+	byHost := map[string][]tasks.Status{}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		rs, err := issuer.Store().Results(fwd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(byHost)
+		for _, r := range rs {
+			if r.Final {
+				byHost[r.Host] = append(byHost[r.Host], r.Status)
+			}
+		}
+		if len(byHost) == len(f.Nodes) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, n := range f.Nodes {
+		host := n.Info().Host
+		want := tasks.StatusDeclined
+		if host == "app-01" {
+			want = tasks.StatusFinished
+		}
+		if got := byHost[host]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s answered the forwarded hunt %v, want once %s", host, got, want)
+		}
+	}
+	// Each VM tried to forward it once, and at least one did: the other
+	// may find its copy already on the mesh (or, in a close race, have
+	// its own publish refused as a replay by its validator).
+	var sent uint64
+	for _, host := range []string{"vm-miner01", "vm-miner02"} {
+		c := f.Node(host).Counters()
+		tries := c["chain/forward"] + c["chain/forward-spread"] + c["chain/forward-failed"]
+		if tries != 1 {
+			t.Errorf("%s: forward counters %d sent, %d spread, %d failed; want one try",
+				host, c["chain/forward"], c["chain/forward-spread"], c["chain/forward-failed"])
+		}
+		sent += c["chain/forward"]
+	}
+	if sent == 0 {
+		t.Error("no VM published the forwarded hunt")
+	}
+}
