@@ -63,6 +63,9 @@ type Node struct {
 	// receipts hold the last receipt of each node, per task this node
 	// issued, until the task's deadline (cancel.go).
 	receipts map[string]map[string]receipt
+	// pulls marks the answers being pulled in pages, by task and node
+	// (results.go).
+	pulls map[string]bool
 
 	// chainLim rate limits chained rules (chain.go); it has its own lock.
 	chainLim chainLimits
@@ -117,6 +120,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 
 		cancelled: map[string]cancelMark{},
 		receipts:  map[string]map[string]receipt{},
+		pulls:     map[string]bool{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 

@@ -19,8 +19,13 @@ const ProtoPage = "/huntmesh/page/1"
 // sealed bytes fit; anything bigger is announced by a summary and pulled.
 const pushLimit = 64 << 10
 
-// maxPages bounds the parts an issuer pulls for one node's answer.
-const maxPages = 4096
+// maxPages bounds the parts an issuer pulls for one node's answer, and
+// maxPulledBytes their signed bytes together: far above what a node's row
+// cap lets an honest answer be, far below what would hurt the issuer.
+const (
+	maxPages       = 4096
+	maxPulledBytes = 256 << 20
+)
 
 // pageRequest asks for one stored part of this node's answer.
 type pageRequest struct {
@@ -88,14 +93,34 @@ func (n *Node) servePage(_ context.Context, from string, raw []byte) ([]byte, er
 // them to watchers in order; the last part is Final. A part that cannot
 // be pulled ends the answer as failed, so the issuer never waits on it.
 func (n *Node) pullPages(from string, sum *tasks.Result) {
+	// One pull per answer at a time: a repeated summary is ignored.
+	key := sum.TaskID + "\x00" + from
+	n.mu.Lock()
+	if n.pulls[key] {
+		n.mu.Unlock()
+		n.count("page/duplicate-summary")
+		return
+	}
+	n.pulls[key] = true
+	n.mu.Unlock()
+
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		defer func() {
+			n.mu.Lock()
+			delete(n.pulls, key)
+			n.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
 		defer cancel()
 		pages := min(sum.Pages, maxPages)
+		total := 0
 		for seq := range pages {
-			r, err := n.pullPage(ctx, from, sum.TaskID, seq)
+			r, size, err := n.pullPage(ctx, from, sum.TaskID, seq)
+			if total += size; err == nil && total > maxPulledBytes {
+				err = fmt.Errorf("answer over %d MiB", maxPulledBytes>>20)
+			}
 			if err != nil {
 				n.count("page/pull-failed")
 				n.log.Warn("pull result page", "task", sum.TaskID, "peer", shortID(from),
@@ -117,25 +142,29 @@ func (n *Node) pullPages(from string, sum *tasks.Result) {
 	}()
 }
 
-// pullPage fetches and verifies one part.
-func (n *Node) pullPage(ctx context.Context, from, taskID string, seq int) (*tasks.Result, error) {
+// pullPage fetches and verifies one part, and says how many bytes came.
+func (n *Node) pullPage(ctx context.Context, from, taskID string,
+	seq int) (*tasks.Result, int, error) {
 	req, _ := json.Marshal(pageRequest{TaskID: taskID, Seq: seq})
 	raw, err := n.mesh.Call(ctx, from, ProtoPage, req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	env, r, err := tasks.OpenResult(raw, resultMaxBytes)
 	if err != nil {
-		return nil, err
+		return nil, len(raw), err
 	}
 	signer, err := mesh.PeerIDOf(env.Signer)
 	switch {
 	case err != nil || signer != from || r.Node != from:
-		return nil, errors.New("page signed by another node")
+		return nil, len(raw), errors.New("page signed by another node")
 	case r.TaskID != taskID || r.Seq != seq:
-		return nil, fmt.Errorf("asked part %d of %s, got %d of %s", seq, taskID, r.Seq, r.TaskID)
+		return nil, len(raw), fmt.Errorf("asked part %d of %s, got %d of %s", seq, taskID,
+			r.Seq, r.TaskID)
+	case r.Receipt || r.Pages > 0:
+		return nil, len(raw), fmt.Errorf("part %d of %s is a receipt or a summary", seq, taskID)
 	}
-	return r, nil
+	return r, len(raw), nil
 }
 
 // storedHeader returns the header of a stored task.
