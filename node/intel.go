@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,9 +33,17 @@ const (
 
 // Meta keys of the intel state in the store.
 const (
-	metaIntelIndex  = "intel/index" // newline-separated update IDs
+	metaIntelIndex  = "intel/index" // newline-separated update IDs (first format)
+	metaIntelPages  = "intel/pages" // how many index pages there are, in decimal
+	metaIntelPage   = "intel/page/" // + page number -> newline-separated update IDs
 	metaIntelPrefix = "intel/env/"  // + update ID -> envelope bytes
 )
+
+// intelIndexPage is how many update IDs one index page holds. Accepting an
+// update rewrites only the last page, so the cost of storing the index
+// does not grow with the number of updates held. A variable so that tests
+// can fill several pages with few updates.
+var intelIndexPage = 1000
 
 // Defaults for the intel settings of Config.
 const (
@@ -149,16 +158,16 @@ func (n *Node) startIntel() error {
 // load rebuilds the set from the stored updates. An update that no longer
 // passes (its key left the trust file) is left out and logged.
 func (in *intelNode) load() error {
-	idx, ok, err := in.n.store.GetMeta(metaIntelIndex)
+	ids, err := in.loadIndex()
 	if err != nil {
-		return fmt.Errorf("load intel index: %w", err)
+		return err
 	}
-	if !ok {
+	if len(ids) == 0 {
 		return nil
 	}
 	start := time.Now()
 	now := time.Now()
-	for _, id := range strings.Fields(string(idx)) {
+	for _, id := range ids {
 		raw, ok, err := in.n.store.GetMeta(metaIntelPrefix + id)
 		if err != nil {
 			return fmt.Errorf("load intel update %s: %w", id, err)
@@ -181,6 +190,71 @@ func (in *intelNode) load() error {
 	in.retroV = in.set.Version()
 	in.log.Info("intel loaded", "updates", len(in.order), "iocs", in.set.Len(),
 		"digest", in.digest()[:16], "dur", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// loadIndex reads the stored update IDs in arrival order. An index in the
+// first format (one value holding every ID) is moved to pages once.
+func (in *intelNode) loadIndex() ([]string, error) {
+	st := in.n.store
+	count, ok, err := st.GetMeta(metaIntelPages)
+	if err != nil {
+		return nil, fmt.Errorf("load intel index: %w", err)
+	}
+	if !ok {
+		old, ok, err := st.GetMeta(metaIntelIndex)
+		if err != nil || !ok {
+			if err != nil {
+				err = fmt.Errorf("load intel index: %w", err)
+			}
+			return nil, err
+		}
+		ids := strings.Fields(string(old))
+		for p := 0; p*intelIndexPage < len(ids); p++ {
+			last := (p+1)*intelIndexPage >= len(ids)
+			if err := in.putPage(p, ids, last); err != nil {
+				return nil, err
+			}
+		}
+		in.log.Info("intel index moved to pages", "updates", len(ids))
+		return ids, nil
+	}
+	pages, err := strconv.Atoi(string(count))
+	if err != nil || pages < 0 {
+		return nil, fmt.Errorf("load intel index: bad page count %q", count)
+	}
+	var ids []string
+	for p := range pages {
+		page, ok, err := st.GetMeta(metaIntelPage + strconv.Itoa(p))
+		if err != nil {
+			return nil, fmt.Errorf("load intel index page %d: %w", p, err)
+		}
+		if !ok {
+			in.log.Warn("intel index page missing from store", "page", p)
+			continue
+		}
+		ids = append(ids, strings.Fields(string(page))...)
+	}
+	return ids, nil
+}
+
+// putPage stores index page p of ids (all IDs in arrival order) and, when
+// count is set, the number of pages ids fill. The page goes first: a crash
+// between the two leaves the count short, and the updates of the unlisted
+// page come back by anti-entropy.
+func (in *intelNode) putPage(p int, ids []string, count bool) error {
+	end := min(len(ids), (p+1)*intelIndexPage)
+	page := strings.Join(ids[p*intelIndexPage:end], "\n")
+	if err := in.n.store.PutMeta(metaIntelPage+strconv.Itoa(p), []byte(page)); err != nil {
+		return fmt.Errorf("store intel index: %w", err)
+	}
+	if !count {
+		return nil
+	}
+	pages := strconv.Itoa((len(ids) + intelIndexPage - 1) / intelIndexPage)
+	if err := in.n.store.PutMeta(metaIntelPages, []byte(pages)); err != nil {
+		return fmt.Errorf("store intel index: %w", err)
+	}
 	return nil
 }
 
@@ -341,8 +415,10 @@ func (in *intelNode) accept(raw []byte, via string) (string, int, error) {
 	in.mu.Lock()
 	order := append(slices.Clone(in.order), id)
 	in.mu.Unlock()
-	if err := in.n.store.PutMeta(metaIntelIndex, []byte(strings.Join(order, "\n"))); err != nil {
-		return id, 0, fmt.Errorf("store intel index: %w", err)
+	// Only the last page changes; the count only when a page begins.
+	last := len(order) - 1
+	if err := in.putPage(last/intelIndexPage, order, last%intelIndexPage == 0); err != nil {
+		return id, 0, err
 	}
 	changed := in.applyUpdates(ups)
 	in.mu.Lock()

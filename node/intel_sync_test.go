@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +171,65 @@ func TestIntelRetroWindow(t *testing.T) {
 	}
 	if st := n.IntelStatus().Retro; st.Records != 1 {
 		t.Fatalf("retro report %+v, want 1 record scanned", st)
+	}
+}
+
+// TestIntelIndexPages: the index of held updates spans several pages,
+// survives restarts, and an index in the first single-value format is
+// read and moved to pages.
+func TestIntelIndexPages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nodes")
+	}
+	defer func(p int) { intelIndexPage = p }(intelIndexPage)
+	intelIndexPage = 3
+	a := newAnalyst(t)
+	trust := writeTrust(t, "intel", a)
+	var envs [][]byte
+	for i := range 8 {
+		envs = append(envs, sealIntel(t, a, intelOps(a, tasks.IntelAdd, tasks.IoC{
+			Type: tasks.IoCPort, Value: fmt.Sprint(1000 + i)}))...)
+	}
+
+	dir := t.TempDir()
+	onDir := func(d string) func(*Config) { return func(c *Config) { c.DataDir = d } }
+	n := startNode(t, "node-p", trust, onDir(dir))
+	issue(t, n, envs)
+	digest := n.IntelDigest()
+	n.Close()
+	n = startNode(t, "node-p", trust, onDir(dir))
+	if st := n.IntelStatus(); st.Updates != 8 || n.IntelDigest() != digest {
+		t.Fatalf("after restart: %d updates, digest %.12s, want 8 and %.12s", st.Updates,
+			n.IntelDigest(), digest)
+	}
+	n.Close()
+
+	// The first format: one value listing every ID.
+	legacy := t.TempDir()
+	st, err := store.Open(store.DefaultConfig(legacy + "/store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, raw := range envs {
+		id := updateID(raw)
+		ids = append(ids, id)
+		if err := st.PutMeta(metaIntelPrefix+id, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.PutMeta(metaIntelIndex, []byte(strings.Join(ids, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // read from the old value, then from the pages it was moved to
+		n = startNode(t, "node-l", trust, onDir(legacy))
+		if got := n.IntelStatus().Updates; got != 8 || n.IntelDigest() != digest {
+			t.Fatalf("legacy index: %d updates, digest %.12s, want 8 and %.12s", got,
+				n.IntelDigest(), digest)
+		}
+		n.Close()
 	}
 }
