@@ -130,37 +130,22 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 	return d, yaraErr, nil
 }
 
-// parallelMin is the smallest in-memory file whose hashes are computed
-// beside the YARA scan rather than before it; below it the hand-off
-// costs more than the overlap saves.
-const parallelMin = 1 << 10
-
-// digestBytes hashes, types and scans a file held in memory. With both
-// hashes and rules to run on a file of some size, the hashes are computed
-// on another goroutine while libyara scans, so that asking for hashes
-// beside YARA costs little more wall time than YARA alone.
+// digestBytes hashes, types and scans a file held in memory, one after
+// the other. (Hashing on a second goroutine while libyara scans was
+// measured slower for small files: the hand-off and wake-up cost more
+// than the overlap saves.)
 func digestBytes(data []byte, hostPath string, want hashSet,
 	sets []ruleSet) (*digest, error, error) {
 	d := &digest{fileType: fileType(data[:min(len(data), sniffLen)])}
-	hashAll := func() {
+	if want.any() {
 		h := newHasher(want)
 		_, _ = h.w.Write(data)
 		h.fill(d)
 	}
-	scan := func(r *yarascan.Rules, vars map[string]string) ([]yarascan.Match, error) {
+	yaraErr := scanAll(d, sets, hostPath, func(r *yarascan.Rules,
+		vars map[string]string) ([]yarascan.Match, error) {
 		return r.ScanBytes(data, vars, scanTimeout)
-	}
-	if len(sets) == 0 || !want.any() || len(data) < parallelMin {
-		hashAll()
-		return d, scanAll(d, sets, hostPath, scan), nil
-	}
-	hashed := make(chan struct{})
-	go func() {
-		defer close(hashed)
-		hashAll()
-	}()
-	yaraErr := scanAll(d, sets, hostPath, scan)
-	<-hashed
+	})
 	return d, yaraErr, nil
 }
 
