@@ -205,9 +205,11 @@ func (f *File) include(p string) string {
 	return filepath.Join(f.dir, p)
 }
 
-// readBounded reads a regular file of at most MaxFileBytes.
+// readBounded reads a regular file of at most MaxFileBytes. A symlink is
+// followed (the analyst names the files), but a device, pipe or folder is
+// refused, and the read stops at the bound whatever the file does.
 func readBounded(path string) ([]byte, error) {
-	fi, err := os.Lstat(path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("read hunt file: %w", err)
 	}
@@ -217,7 +219,19 @@ func readBounded(path string) ([]byte, error) {
 	if fi.Size() > MaxFileBytes {
 		return nil, fmt.Errorf("read %s: %d bytes, over %d", path, fi.Size(), MaxFileBytes)
 	}
-	return os.ReadFile(path)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read hunt file: %w", err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("read %s: over %d bytes", path, MaxFileBytes)
+	}
+	return data, nil
 }
 
 // specs turns collectors into wire specs, reading their YARA files.

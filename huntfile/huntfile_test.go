@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,5 +193,41 @@ func TestYaraFilesAreIndicators(t *testing.T) {
 	// Building twice does not pile them up.
 	if h2, _ := f.Hunt(Options{}); len(h2.IoCs) != len(h.IoCs) {
 		t.Errorf("second build has %d indicators, first %d", len(h2.IoCs), len(h.IoCs))
+	}
+}
+
+// TestLoadFiles checks how hunt files are read: through a symlink, but
+// not from a folder or a pipe, and never past MaxFileBytes.
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target.yaml")
+	if err := os.WriteFile(target, []byte("name: x\ncollectors: [{name: system}]\n"),
+		0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := Load(link); err != nil || f.Name != "x" {
+		t.Fatalf("load through a symlink: %v", err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, make([]byte, MaxFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{dir, "not a regular file"},
+		{fifo, "not a regular file"},
+		{big, "over"},
+		{filepath.Join(dir, "none.yaml"), "no such file"},
+	} {
+		if _, err := Load(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("load %s: %v, want an error with %q", filepath.Base(tc.path), err, tc.want)
+		}
 	}
 }
