@@ -1,6 +1,7 @@
 package intel
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -501,4 +502,80 @@ func TestImportCSVReadsExportColumns(t *testing.T) {
 		!skippedFor(imp, "yara", "line 1") || len(imp.IoCs) != 2 {
 		t.Fatalf("skips %v", imp.Skipped)
 	}
+}
+
+// bigYARA writes n independent rules after an import line; with helper,
+// the last rule needs a private rule declared first.
+func bigYARA(n int, helper bool) string {
+	var b strings.Builder
+	b.WriteString("import \"pe\"\n")
+	if helper {
+		b.WriteString("private rule helper { condition: filesize < 10MB }\n")
+	}
+	for i := range n {
+		fmt.Fprintf(&b, "rule r%d : miner {\n  meta: note = \"a <b> & c\"\n  strings: $a = "+
+			"\"stratum+tcp-%06d\" $h = { 4D 5A ?? } $r = /x{2}\"y/\n  condition: any of them "+
+			"and pe.number_of_sections >= 0\n}\n", i, i)
+	}
+	if helper {
+		b.WriteString("rule needs_helper { condition: helper }\n")
+	}
+	return b.String()
+}
+
+func TestImportYARASplitsLargeFiles(t *testing.T) {
+	src := bigYARA(900, false)
+	imp, err := ImportYARA("big.yar", strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imp.IoCs) < 2 || imp.Meta.Taken["rule"] != 900 {
+		t.Fatalf("%d parts, %s", len(imp.IoCs), imp.Meta)
+	}
+	var names []string
+	whole := ""
+	for i, c := range imp.IoCs {
+		if jsonLen(c.Value) > yaraChunkBytes {
+			t.Errorf("part %d is %d bytes encoded", i, jsonLen(c.Value))
+		}
+		if err := validateYARA("part", c.Value); err != nil {
+			t.Errorf("part %d: %v", i, err)
+		}
+		names = append(names, yaraRuleNames(c.Value)...)
+		v := c.Value
+		if i > 0 {
+			v = strings.TrimPrefix(v, "import \"pe\"\n")
+		}
+		whole += v
+	}
+	if !slices.Equal(names, yaraRuleNames(src)) || whole != strings.TrimSpace(src) {
+		t.Fatal("the parts do not hold the file's rules in order")
+	}
+	// Each part fits one signed intel update.
+	_, priv, err := tasks.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []tasks.IntelOp
+	for _, u := range Adds(imp.IoCs, NewClock(nil), "k") {
+		ops = append(ops, tasks.IntelOp{Op: string(u.Op), IoC: u.IoC, Origin: u.Origin,
+			Clock: tasks.IntelClock{Wall: u.Clock.Wall, Logical: u.Clock.Logical}})
+	}
+	envs, err := tasks.SealIntel(priv, ops, tasks.DefaultPolicy().MaxSize, func() tasks.Header {
+		return tasks.Header{ID: tasks.NewID(testNow), IssuedAt: testNow,
+			NotAfter: testNow.Add(time.Hour)}
+	})
+	if err != nil || len(envs) != len(imp.IoCs) {
+		t.Fatalf("sealed %d updates for %d parts: %v", len(envs), len(imp.IoCs), err)
+	}
+
+	t.Run("rules that need another part stay whole", func(t *testing.T) {
+		imp, err := ImportYARA("big.yar", strings.NewReader(bigYARA(900, true)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(imp.IoCs) != 1 || imp.Meta.Taken["rule"] != 902 {
+			t.Fatalf("%d parts, %s", len(imp.IoCs), imp.Meta)
+		}
+	})
 }
