@@ -41,8 +41,14 @@ demo: build ## three nodes on 127.0.0.1 hunt a stand-in miner on this host
 bench: build ## benchmarks with yardsticks, idle node footprint, sim; report in bench-report.txt
 	./scripts/bench.sh
 
-fuzz: deps ## fuzz the decoders of hostile input for 30 s each
-	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 30s ./tasks
+FUZZTIME ?= 30s
+fuzz: deps ## run every fuzz target (decoders of hostile input) for FUZZTIME (30s) each
+	@for pkg in $$($(GO) list ./...); do \
+	  for fn in $$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$fn"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg" || exit 1; \
+	  done; \
+	done
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
