@@ -89,21 +89,31 @@ const scanTimeout = time.Minute
 // size at open; maxSize bounds what is read if the file grows meanwhile. A
 // YARA failure (a timeout, say) does not lose the hashes: it is returned
 // as yaraErr beside d.
+//
+// With hashLater set, a file of up to laterMax bytes is scanned but not
+// hashed: its bytes come back as later, for the caller to hash on another
+// goroutine.
 func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath string,
-	size, maxSize int64, want hashSet, sets []ruleSet, whole bool) (d *digest, yaraErr, err error) {
+	size, maxSize int64, want hashSet, sets []ruleSet, whole, hashLater bool) (d *digest,
+	later []byte, yaraErr, err error) {
 	if whole && size <= wholeReadMax {
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
 		n, err := readWhole(ctx, env, f, *bp, size)
 		switch {
+		case err == nil && hashLater && n <= laterMax:
+			data := (*bp)[:n]
+			d, yaraErr, _ := digestBytes(data, hostPath, hashSet{}, sets)
+			return d, append(make([]byte, 0, n), data...), yaraErr, nil
 		case err == nil:
-			return digestBytes((*bp)[:n], hostPath, want, sets)
+			d, yaraErr, err := digestBytes((*bp)[:n], hostPath, want, sets)
+			return d, nil, yaraErr, err
 		case !errors.Is(err, errGrew):
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		// The file grew past the in-memory threshold: stream it instead.
 		if _, err := syscall.Seek(f.fd, 0, io.SeekStart); err != nil {
-			return nil, nil, fmt.Errorf("seek %s: %w", f.name, err)
+			return nil, nil, nil, fmt.Errorf("seek %s: %w", f.name, err)
 		}
 	}
 
@@ -113,7 +123,7 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 	head := make([]byte, sniffLen)
 	n, err := syscall.Pread(f.fd, head, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", f.name, err)
+		return nil, nil, nil, fmt.Errorf("read %s: %w", f.name, err)
 	}
 	d = &digest{fileType: fileType(head[:n])}
 	scanned := goScan(d, sets, hostPath, func(r *yarascan.Rules,
@@ -124,23 +134,34 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 	_, err = stream(ctx, env, f, h.w, maxSize)
 	yaraErr = <-scanned // before f can be closed
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h.fill(d)
-	return d, yaraErr, nil
+	return d, nil, yaraErr, nil
+}
+
+// laterMax is the largest file whose hashes digestFile leaves for later:
+// bigger ones are hashed at once, so the bytes held in a run's hash queue
+// stay small.
+const laterMax = 256 << 10
+
+// hashInto computes the wanted hashes of data into d.
+func hashInto(d *digest, data []byte, want hashSet) {
+	h := newHasher(want)
+	_, _ = h.w.Write(data)
+	h.fill(d)
 }
 
 // digestBytes hashes, types and scans a file held in memory, one after
-// the other. (Hashing on a second goroutine while libyara scans was
-// measured slower for small files: the hand-off and wake-up cost more
-// than the overlap saves.)
+// the other. (Hashing each file on a goroutine of its own while libyara
+// scans was measured slower for small files: the hand-off and wake-up
+// cost more than the overlap saves. The files collector overlaps them
+// across files instead, through a queue; see filesRun.hashq.)
 func digestBytes(data []byte, hostPath string, want hashSet,
 	sets []ruleSet) (*digest, error, error) {
 	d := &digest{fileType: fileType(data[:min(len(data), sniffLen)])}
 	if want.any() {
-		h := newHasher(want)
-		_, _ = h.w.Write(data)
-		h.fill(d)
+		hashInto(d, data, want)
 	}
 	yaraErr := scanAll(d, sets, hostPath, func(r *yarascan.Rules,
 		vars map[string]string) ([]yarascan.Match, error) {

@@ -114,6 +114,10 @@ type filesRun struct {
 
 	read, cached atomic.Int64
 
+	// hashq carries files scanned but not yet hashed to the hashers; nil
+	// when the run hashes as it reads.
+	hashq chan hashJob
+
 	emitMu sync.Mutex // serialises env.Emit, whose sink may not be concurrent
 }
 
@@ -121,6 +125,30 @@ type filesRun struct {
 func (r *filesRun) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+
+	// With both hashes and rules wanted, workers read and scan and leave
+	// the hashes of small files to as many hashers, through a queue, so
+	// that hashing one file overlaps scanning the next. Busy goroutines
+	// hand work through a buffered channel without waking each other, as
+	// a goroutine per file would.
+	var hwg sync.WaitGroup
+	if r.p.hashes.any() && len(r.sets) > 0 && !r.f.streamAll {
+		r.hashq = make(chan hashJob, 8*r.p.Workers)
+		for range r.p.Workers {
+			hwg.Add(1)
+			go func() {
+				defer hwg.Done()
+				for job := range r.hashq {
+					if ctx.Err() != nil {
+						continue // drain; the run is ending
+					}
+					if err := r.finishHash(job); err != nil {
+						cancel(err)
+					}
+				}
+			}()
+		}
+	}
 
 	items := make(chan []item, 4*r.p.Workers)
 	var wg sync.WaitGroup
@@ -151,6 +179,10 @@ func (r *filesRun) run(ctx context.Context) error {
 	wg.Wait()
 	for range items {
 	}
+	if r.hashq != nil {
+		close(r.hashq)
+		hwg.Wait()
+	}
 
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
@@ -173,7 +205,7 @@ func (r *filesRun) handle(ctx context.Context, it item) error {
 		return r.emit(it.info, fields)
 	}
 
-	d, fi, yaraErr, err := r.digest(ctx, it)
+	d, fi, later, yaraErr, err := r.digest(ctx, it)
 	if err != nil {
 		if ctx.Err() != nil {
 			r.env.Stats.Skip("budget", it.hostPath)
@@ -181,6 +213,38 @@ func (r *filesRun) handle(ctx context.Context, it item) error {
 		}
 		return nil // counted by digest
 	}
+	if later != nil {
+		select {
+		case r.hashq <- hashJob{it: it, fi: fi, d: d, data: later, yaraErr: yaraErr}:
+			return nil
+		case <-ctx.Done():
+			r.env.Stats.Skip("budget", it.hostPath)
+			return ctx.Err()
+		}
+	}
+	return r.record(it, fi, d, yaraErr)
+}
+
+// hashJob is a file read and scanned whose hashes are still to compute.
+type hashJob struct {
+	it      item
+	fi      fs.FileInfo
+	d       *digest // filled by the hasher, then cached
+	data    []byte
+	yaraErr error
+}
+
+// finishHash hashes a queued file, caches its digest and emits its record.
+func (r *filesRun) finishHash(job hashJob) error {
+	hashInto(job.d, job.data, r.p.hashes)
+	if key, ok := keyOf(job.fi); ok {
+		r.f.cache.put(key, job.d)
+	}
+	return r.record(job.it, job.fi, job.d, job.yaraErr)
+}
+
+// record builds and emits the record of a file with its digest.
+func (r *filesRun) record(it item, fi fs.FileInfo, d *digest, yaraErr error) error {
 	fields := statFields(fi, r.acc)
 	setPath(fields, it.hostPath)
 	setNonEmpty(fields, "md5", d.md5)
@@ -210,13 +274,13 @@ func setNonEmpty(fields map[string]any, k, v string) {
 // counts the skip and returns an error; a YARA failure comes back as
 // yaraErr beside the digest.
 func (r *filesRun) digest(ctx context.Context, it item) (d *digest, fi fs.FileInfo,
-	yaraErr, err error) {
+	later []byte, yaraErr, err error) {
 	key, keyed := keyOf(it.info)
 	if keyed {
 		if d := r.f.cache.get(key); d.covers(r.p.hashes, r.sets) {
 			r.f.cache.hits.Add(1)
 			r.cached.Add(1)
-			return d, it.info, nil, nil
+			return d, it.info, nil, nil, nil
 		}
 	}
 
@@ -226,7 +290,7 @@ func (r *filesRun) digest(ctx context.Context, it item) (d *digest, fi fs.FileIn
 	fh, err := openRaw(it.fsPath, it.info)
 	if err != nil {
 		r.env.Stats.Skip(openReason(err), it.hostPath)
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	defer fh.Close()
 	r.f.reads.Add(1)
@@ -239,28 +303,28 @@ func (r *filesRun) digest(ctx context.Context, it item) (d *digest, fi fs.FileIn
 	fi = fh.info()
 	if fi.Size() > r.p.MaxSize {
 		r.env.Stats.Skip("size", it.hostPath)
-		return nil, nil, nil, errGrew
+		return nil, nil, nil, nil, errGrew
 	}
 
-	d, yaraErr, err = digestFile(ctx, r.env, fh, it.hostPath, fi.Size(), r.p.MaxSize,
-		r.p.hashes, r.sets, !r.f.streamAll)
+	d, later, yaraErr, err = digestFile(ctx, r.env, fh, it.hostPath, fi.Size(), r.p.MaxSize,
+		r.p.hashes, r.sets, !r.f.streamAll, r.hashq != nil)
 	switch {
 	case errors.Is(err, errGrew):
 		r.env.Stats.Skip("size", it.hostPath)
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	case err != nil:
 		if ctx.Err() == nil {
 			r.env.Stats.Skip(reasonOf(err), it.hostPath)
 		}
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if yaraErr != nil {
 		r.env.Stats.Skip("yara", it.hostPath)
 	}
-	if key, ok := keyOf(fi); ok {
-		r.f.cache.put(key, d)
+	if key, ok := keyOf(fi); ok && later == nil {
+		r.f.cache.put(key, d) // else once hashed (finishHash)
 	}
-	return d, fi, yaraErr, nil
+	return d, fi, later, yaraErr, nil
 }
 
 // matches unions the rule names over the run's rule sets.

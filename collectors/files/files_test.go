@@ -288,6 +288,13 @@ func TestFilesLimits(t *testing.T) {
 			cut:       "record cap",
 		},
 		{
+			name:      "record cap with hashes queued behind the scan",
+			params:    map[string]any{"yara": minerRules(t), "workers": 2},
+			o:         runOpts{budget: collectors.Budget{MaxRecords: 2}},
+			wantPaths: nil, // any two
+			cut:       "record cap",
+		},
+		{
 			name:      "env exclude",
 			params:    map[string]any{"max_size": 50},
 			o:         runOpts{exclude: []string{"/var/lib/huntmesh"}},
