@@ -319,9 +319,11 @@ func (in *intelNode) check(raw []byte, now time.Time) (*tasks.Checked, []intel.U
 		}
 		r.Destroy()
 	}
-	if lim := intel.DefaultSetLimits().MaxIoCs; in.set.Len()+len(ups) > lim {
-		return nil, nil, fmt.Errorf("%w: %w: the set holds %d of %d indicators",
-			errIntelRefused, intel.ErrSetFull, in.set.Len(), lim)
+	// A full set refuses the update whole rather than take part of it;
+	// not for good, since removes may make room.
+	if max := intel.DefaultSetLimits().MaxIoCs; in.set.Len()+len(ups) > max {
+		return nil, nil, fmt.Errorf("%w: %w: %w: the set holds %d of %d indicators",
+			errIntelRefused, errSetCap, intel.ErrSetFull, in.set.Len(), max)
 	}
 	return c, ups, nil
 }
