@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -195,5 +196,50 @@ func TestFilesBindMountLoop(t *testing.T) {
 	}
 	if n != 1 || sum["loop"] != 1 {
 		t.Fatalf("%d records, skips %v; want the one file and one loop", n, sum)
+	}
+}
+
+// TestFilesOneFilesystem mounts a tmpfs inside the tree: by default the
+// walk stays on the root's file system and counts the mount it passed
+// over; with one_filesystem false it goes in. It needs the right to mount
+// and is skipped without it.
+func TestFilesOneFilesystem(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "here.txt"), "x", 0o644)
+	mnt := filepath.Join(root, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	writeFile(t, filepath.Join(mnt, "there.txt"), "y", 0o644)
+
+	tests := []struct {
+		name   string
+		params map[string]any
+		paths  []string
+		skips  int
+	}{
+		{"default stays on the root's file system", nil, []string{"/here.txt"}, 1},
+		{"one_filesystem false crosses", map[string]any{"one_filesystem": false},
+			[]string{"/here.txt", "/mnt/there.txt"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, sum, err := collect(t, NewFiles(nil), runOpts{root: root}, tt.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var paths []string
+			for _, r := range recs {
+				paths = append(paths, r.Str("path"))
+			}
+			if !slices.Equal(paths, tt.paths) || sum.Skipped["filesystem"] != tt.skips {
+				t.Fatalf("paths %v skips %v, want %v and %d filesystem", paths, sum.Skipped,
+					tt.paths, tt.skips)
+			}
+		})
 	}
 }
