@@ -67,10 +67,7 @@ func BenchmarkFiles(b *testing.B) {
 				p[k] = v
 			}
 			for b.Loop() {
-				recs, _, err := collect(b, f, runOpts{root: root}, p)
-				if err != nil || len(recs) != benchFiles {
-					b.Fatalf("records %d err %v", len(recs), err)
-				}
+				benchRun(b, f, root, p)
 			}
 		}
 	}
@@ -106,19 +103,14 @@ func BenchmarkFiles(b *testing.B) {
 
 	// A re-scan with a warm cache against the same first scan.
 	warm := NewFiles(NewHashCache(0))
-	if _, _, err := collect(b, warm, runOpts{root: root}, yaraAll); err != nil {
-		b.Fatal(err)
-	}
+	benchRun(b, warm, root, yaraAll)
 	// Each first scan gets an empty cache of its own; reusing one Files
 	// across iterations would turn every iteration after the first into a
 	// cached re-scan.
 	b.Run("rescan/first-w1", func(b *testing.B) {
 		p := map[string]any{"workers": 1, "yara": rules}
 		for b.Loop() {
-			recs, _, err := collect(b, NewFiles(NewHashCache(0)), runOpts{root: root}, p)
-			if err != nil || len(recs) != benchFiles {
-				b.Fatalf("records %d err %v", len(recs), err)
-			}
+			benchRun(b, NewFiles(NewHashCache(0)), root, p)
 		}
 	})
 	b.Run("rescan/cached-w1", scan(warm, yaraAll, 1))
