@@ -231,3 +231,38 @@ func TestLoadFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestIntelIncludes checks that intel files named by a hunt file join its
+// indicators, and that a bad one is refused naming it.
+func TestIntelIncludes(t *testing.T) {
+	const text = "name: with-intel\ncollectors: [{name: connections}]\n" +
+		"iocs: [{type: port, value: \"4444\"}]\nintel: [%s]\n"
+	dir := "../testdata/cryptominer/intel"
+	f, err := Parse([]byte(fmt.Sprintf(text, "iocs.csv")), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.Validate(5, node.ValidateHunt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, ioc := range h.IoCs {
+		got[ioc.Type+":"+ioc.Value] = true
+	}
+	for _, want := range []string{"port:4444", "ip:192.0.2.25", "filename:deploy-vm.ps1"} {
+		if !got[want] {
+			t.Errorf("indicators %v lack %s", got, want)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	if err := os.WriteFile(bad, []byte("no,header,here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{bad, "missing.csv"} {
+		if _, err := Parse([]byte(fmt.Sprintf(text, p)), dir); err == nil ||
+			!strings.Contains(err.Error(), "intel") {
+			t.Errorf("intel %s: %v, want a refusal naming intel", p, err)
+		}
+	}
+}
