@@ -168,6 +168,8 @@ func TestIntelRefusals(t *testing.T) {
 			tasks.IoC{Type: tasks.IoCIP, Value: "203.0.113.77"}, "role"},
 		{"catastrophic expression", intelKey,
 			tasks.IoC{Type: tasks.IoCCmdlineRE, Value: "((a{1000}){1000}){1000}"}, "content"},
+		{"expression past the program cap", intelKey, tasks.IoC{Type: tasks.IoCCmdlineRE,
+			Value: "(?:ab|cd){1000}(?:ef|gh){1000}(?:ij|kl){1000}"}, "content"},
 		{"yara that does not compile", intelKey,
 			tasks.IoC{Type: tasks.IoCYARA, Value: yaraBomb}, "content"},
 		{"malformed address", intelKey,
@@ -180,6 +182,7 @@ func TestIntelRefusals(t *testing.T) {
 			if err == nil {
 				t.Fatal("update accepted")
 			}
+			t.Logf("refused: %v", err)
 			if got := n.Counters()["intel-refused/"+tc.reason]; got == 0 {
 				t.Fatalf("no intel-refused/%s counted: %v (err %v)", tc.reason, n.Counters(), err)
 			}
