@@ -140,7 +140,10 @@ func (r *filesRun) run(ctx context.Context) error {
 				defer hwg.Done()
 				for job := range r.hashq {
 					if ctx.Err() != nil {
-						continue // drain; the run is ending
+						// The run is ending: drain, counting what was
+						// scanned but will not be reported.
+						r.env.Stats.Skip("budget", job.it.hostPath)
+						continue
 					}
 					if err := r.finishHash(job); err != nil {
 						cancel(err)
