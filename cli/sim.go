@@ -78,6 +78,10 @@ writes the completeness curve as a PNG.`,
 	fl.DurationVar(&f.cfg.PresenceInterval, "presence", f.cfg.PresenceInterval,
 		"presence announcement interval (the daemon's is 5s)")
 	fl.DurationVar(&f.cfg.Heartbeat, "heartbeat", f.cfg.Heartbeat, "gossipsub heartbeat interval")
+	fl.IntVar(&f.cfg.ValidateQueue, "validate-queue", f.cfg.ValidateQueue,
+		"each node's gossipsub validation queue (pubsub's default is 32)")
+	fl.IntVar(&f.cfg.PeerQueue, "peer-queue", f.cfg.PeerQueue,
+		"each node's gossipsub outbound queue per peer (pubsub's default is 32)")
 	fl.DurationVar(&f.cfg.SyncInterval, "sync", f.cfg.SyncInterval,
 		"task and intel catch-up interval of every node (the daemon's is 15s)")
 	fl.StringVar(&f.query, "query", "", "send this query (CEL over stored records) instead of a hunt")

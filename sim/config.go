@@ -53,6 +53,20 @@ type Config struct {
 	// Heartbeat is gossipsub's heartbeat interval.
 	Heartbeat time.Duration
 
+	// ValidateQueue and PeerQueue size each node's gossipsub validation
+	// queue and per-peer outbound queue (pubsub's defaults are 32 and 32).
+	// One machine's CPUs run every node's validation, so each node drains
+	// its queue N times slower than a host of its own would: with the
+	// defaults, a burst of presence announcements overflows the queues and
+	// tasks are dropped that a real host would have taken.
+	ValidateQueue int
+	PeerQueue     int
+
+	// SyncInterval is how often each node pulls missed tasks and intel from
+	// one random peer (node.Config.TaskSyncInterval and IntelSyncInterval),
+	// besides on every new connection; the daemon's is 15 s.
+	SyncInterval time.Duration
+
 	// Seed makes the topology, jitter and loss repeatable.
 	Seed int64
 
@@ -78,6 +92,9 @@ func DefaultConfig() Config {
 		// of a kick-started announcement, at a sixth of the daemon's cost.
 		PresenceInterval: 30 * time.Second,
 		Heartbeat:        time.Second,
+		SyncInterval:     5 * time.Second,
+		ValidateQueue:    4096,
+		PeerQueue:        1024,
 		Seed:             1,
 	}
 }
@@ -104,6 +121,11 @@ func (c *Config) validate() error {
 			c.PresenceInterval)
 	case c.Heartbeat < 10*time.Millisecond:
 		return fmt.Errorf("sim config: Heartbeat %s, want at least 10ms", c.Heartbeat)
+	case c.ValidateQueue < 1 || c.PeerQueue < 1:
+		return fmt.Errorf("sim config: ValidateQueue %d and PeerQueue %d must be positive",
+			c.ValidateQueue, c.PeerQueue)
+	case c.SyncInterval < 100*time.Millisecond:
+		return fmt.Errorf("sim config: SyncInterval %s, want at least 100ms", c.SyncInterval)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

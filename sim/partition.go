@@ -75,7 +75,7 @@ func (s *Sim) PartitionHunt(ctx context.Context, opt PartitionOptions) (*Report,
 	}
 
 	// Issue a hunt and an intel update while cut.
-	ih, err := s.issue(ctx, opt.From, opt.CutFor+opt.CatchUp+opt.Wait, false, false)
+	ih, err := s.issue(ctx, opt.From, opt.CutFor+opt.CatchUp+opt.Wait, false, false, s.sealHunt)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +111,12 @@ func (s *Sim) PartitionHunt(ctx context.Context, opt PartitionOptions) (*Report,
 
 	rep := s.report(ih, ih.wait())
 	rep.Partition = &PartitionReport{
-		Minority:  len(minority),
-		Majority:  summarize(majorDelays, majorMissed),
-		DuringCut: duringCut,
-		Healed:    summarize(minorDelays, minorMissed),
-		Intel:     summarize(intelDelays, len(minority)-len(intelDelays)),
+		Minority:   len(minority),
+		Majority:   summarize(majorDelays, majorMissed),
+		DuringCut:  duringCut,
+		Healed:     summarize(minorDelays, minorMissed),
+		Intel:      summarize(intelDelays, len(minority)-len(intelDelays)),
+		IntelBound: Millis(3*s.cfg.Heartbeat + 2*s.cfg.Latency),
 	}
 	return rep, nil
 }

@@ -40,7 +40,23 @@ type HuntOptions struct {
 // Hunt issues a hunt from one node and measures it until every running
 // node has answered or Wait ends.
 func (s *Sim) Hunt(ctx context.Context, opt HuntOptions) (*Report, error) {
-	issued, err := s.issue(ctx, opt.From, opt.Wait, opt.ExpectDeparted, opt.Hold)
+	return s.run(ctx, opt, "hunt", s.sealHunt)
+}
+
+// sealHunt signs the sim's hunt with src as its reply-to.
+func (s *Sim) sealHunt(src *Node) (string, []byte, error) {
+	h := s.scen.hunt(src.ID(), taskTTL)
+	raw, err := tasks.SealTask(s.analyst, tasks.TypeHunt, h, tasks.DefaultPolicy().MaxSize)
+	if err != nil {
+		return "", nil, fmt.Errorf("seal hunt: %w", err)
+	}
+	return h.ID, raw, nil
+}
+
+// run issues the task seal makes, holds the work if asked, and reports.
+func (s *Sim) run(ctx context.Context, opt HuntOptions, kind string,
+	seal func(src *Node) (string, []byte, error)) (*Report, error) {
+	issued, err := s.issue(ctx, opt.From, opt.Wait, opt.ExpectDeparted, opt.Hold, seal)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +71,12 @@ func (s *Sim) Hunt(ctx context.Context, opt HuntOptions) (*Report, error) {
 		issued.released = time.Now()
 		s.release(issued.id)
 	}
-	return s.report(issued, issued.wait()), nil
+	rep := s.report(issued, issued.wait())
+	rep.Kind = kind
+	if kind == "query" {
+		rep.Query = issued.queryReport()
+	}
+	return rep, nil
 }
 
 // issuedHunt is a hunt in flight and what was known when it left.
@@ -73,23 +94,24 @@ type issuedHunt struct {
 
 	mu      sync.Mutex
 	answers map[string]time.Time // node ID → final answer arrival
+	rows    int                  // matching rows the final answers count
+	groups  [][]tasks.Group      // stacking groups of every answer part
 }
 
-// issue signs a hunt, publishes it from node from, and awaits answers in
-// the background for at most wait.
+// issue seals a task with seal, publishes it from node from, and awaits
+// answers in the background for at most wait.
 func (s *Sim) issue(ctx context.Context, from int, wait time.Duration,
-	expectDeparted, hold bool) (*issuedHunt, error) {
+	expectDeparted, hold bool, seal func(src *Node) (string, []byte, error)) (*issuedHunt, error) {
 	nodes := s.Nodes()
 	if from < 0 || from >= len(nodes) || !nodes[from].Up() {
-		return nil, fmt.Errorf("hunt: node %d is not running", from)
+		return nil, fmt.Errorf("issue: node %d is not running", from)
 	}
 	src := nodes[from]
-	h := s.scen.hunt(src.ID(), taskTTL)
-	raw, err := tasks.SealTask(s.analyst, tasks.TypeHunt, h, tasks.DefaultPolicy().MaxSize)
+	id, raw, err := seal(src)
 	if err != nil {
-		return nil, fmt.Errorf("seal hunt: %w", err)
+		return nil, err
 	}
-	ih := &issuedHunt{id: h.ID, from: src, up: s.UpNodes(), before: map[*Node]counts{},
+	ih := &issuedHunt{id: id, from: src, up: s.UpNodes(), before: map[*Node]counts{},
 		answers: map[string]time.Time{}, done: make(chan struct{})}
 	for _, n := range ih.up {
 		ih.before[n] = n.traffic.snapshot()
@@ -103,13 +125,13 @@ func (s *Sim) issue(ctx context.Context, from int, wait time.Duration,
 		return nil, err
 	}
 	if hold {
-		s.shut(h.ID)
+		s.shut(id)
 	}
 	ih.at = time.Now()
 	if _, err := src.node.IssueTask(ctx, raw); err != nil {
-		return nil, fmt.Errorf("issue hunt: %w", err)
+		return nil, fmt.Errorf("issue task: %w", err)
 	}
-	s.log.Info("hunt issued", "task", h.ID, "from", src.Name, "expected", len(ih.expected))
+	s.log.Info("task issued", "task", id, "from", src.Name, "expected", len(ih.expected))
 	go func() {
 		defer close(ih.done)
 		ih.comp = ih.await(ctx, wait)
@@ -126,14 +148,19 @@ func (ih *issuedHunt) wait() node.Completeness {
 // await collects answers until every expected node answered or wait ends.
 func (ih *issuedHunt) await(ctx context.Context, wait time.Duration) node.Completeness {
 	return ih.from.node.Await(ctx, ih.id, ih.expected, wait, func(r *tasks.Result) {
+		now := time.Now()
+		ih.mu.Lock()
+		defer ih.mu.Unlock()
+		if len(r.Groups) > 0 {
+			ih.groups = append(ih.groups, r.Groups)
+		}
 		if !r.Final {
 			return
 		}
-		ih.mu.Lock()
 		if _, ok := ih.answers[r.Node]; !ok {
-			ih.answers[r.Node] = time.Now()
+			ih.answers[r.Node] = now
+			ih.rows += r.TotalRecords + r.TotalDetections
 		}
-		ih.mu.Unlock()
 	})
 }
 

@@ -42,6 +42,7 @@ type Sim struct {
 	heapPerNode  uint64
 	startup      time.Duration
 	goroutinesPN int
+	startTraffic Traffic
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -169,6 +170,7 @@ func New(ctx context.Context, cfg Config) (*Sim, error) {
 	s.log.Info("sim gossip meshes formed", "dur", since(start))
 	s.settle(ctx, nodes)
 	s.startup = time.Since(start)
+	s.startTraffic = trafficSince(nodes, nil)
 	after := heapInUse()
 	if after > before {
 		s.heapPerNode = (after - before) / uint64(cfg.Nodes)
@@ -229,6 +231,12 @@ func (s *Sim) startNode(ctx context.Context, sn *Node) error {
 	cfg.TrustFile = s.trust
 	cfg.Concurrency = 1
 	cfg.Logger = s.nodeLog
+	cfg.TaskSyncInterval = s.cfg.SyncInterval
+	cfg.IntelSyncInterval = s.cfg.SyncInterval
+	// A peer stays live for three announcement intervals, as with the
+	// daemon's 5 s and 15 s, whatever interval the sim runs.
+	cfg.SilentAfter = 3 * s.cfg.PresenceInterval
+	cfg.GoneAfter = max(cfg.SilentAfter, 10*time.Minute)
 	s.scen.apply(i, &cfg)
 	sn.Name = cfg.Host
 
@@ -241,7 +249,9 @@ func (s *Sim) startNode(ctx context.Context, sn *Node) error {
 		NewMesh: func(ctx context.Context, mc mesh.Config) (*mesh.Mesh, error) {
 			mc.PresenceInterval = s.cfg.PresenceInterval
 			return mesh.NewWithHost(ctx, mc, h,
-				pubsub.WithGossipSubParams(gsp), pubsub.WithRawTracer(sn.traffic))
+				pubsub.WithGossipSubParams(gsp), pubsub.WithRawTracer(sn.traffic),
+				pubsub.WithValidateQueueSize(s.cfg.ValidateQueue),
+				pubsub.WithPeerOutboundQueueSize(s.cfg.PeerQueue))
 		},
 	}
 	n, err := node.New(ctx, cfg)

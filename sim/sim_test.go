@@ -61,6 +61,38 @@ func TestFiftyNodes(t *testing.T) {
 		}
 	})
 
+	t.Run("query is answered by every node and stacked", func(t *testing.T) {
+		rep, err := s.Query(ctx, QueryOptions{
+			HuntOptions: HuntOptions{From: 3, Wait: 20 * time.Second, Hold: true},
+			// The seeded records only: the hunt before stored more.
+			Expr:    `kind == "process" && name == "sshd" && source == "sim"`,
+			GroupBy: []string{"host"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logReport(t, rep)
+		if rep.Delivery.Missed != 0 || rep.Completeness.Answered != 50 {
+			t.Errorf("delivery %+v, %d answered; want all 50", rep.Delivery,
+				rep.Completeness.Answered)
+		}
+		// Each node holds cfg.BackgroundRecords seeded processes whose names
+		// cycle through six, sshd first.
+		perNode := (cfg.BackgroundRecords + 5) / 6
+		q := rep.Query
+		if q == nil || q.Rows != 50*perNode || q.Groups != 50 {
+			t.Fatalf("query report %+v, want %d rows in 50 host groups", q, 50*perNode)
+		}
+		for _, g := range q.Rarest {
+			if g.Count != perNode || len(g.Hosts) != 1 {
+				t.Errorf("group %+v, want %d rows on one host", g, perNode)
+			}
+		}
+		if rep.Traffic.MaxMsg == 0 || rep.Traffic.MaxMsg > 64<<10 {
+			t.Errorf("largest gossip message %d B, want 1 to 64 KiB", rep.Traffic.MaxMsg)
+		}
+	})
+
 	t.Run("churned-out nodes are silent, joiners answer", func(t *testing.T) {
 		gone := []int{11, 12, 13}
 		for _, i := range gone {
@@ -114,8 +146,15 @@ func TestFiftyNodes(t *testing.T) {
 		if p.DuringCut != 0 {
 			t.Errorf("%d cut-off nodes got the task while cut: the partition leaks", p.DuringCut)
 		}
+		if p.Healed.Missed != 0 || time.Duration(p.Healed.Max) > 5*time.Second {
+			t.Errorf("task after heal: %+v, want every cut-off node within 5 s", p.Healed)
+		}
 		if p.Intel.Missed != 0 || time.Duration(p.Intel.Max) > 5*time.Second {
 			t.Errorf("intel after heal: %+v, want every cut-off node within 5 s", p.Intel)
+		}
+		if c := rep.Completeness; c.Answered != c.Expected {
+			t.Errorf("after the heal %d of %d answered (silent %v)", c.Answered, c.Expected,
+				c.Silent)
 		}
 	})
 }
