@@ -104,6 +104,20 @@ func benchRecords() []*tasks.Record {
 	return out
 }
 
+// hitRecords are connections to a listed mining port, as a miner makes.
+func hitRecords() []*tasks.Record {
+	var out []*tasks.Record
+	for i := range 64 {
+		out = append(out, &tasks.Record{Kind: tasks.KindConnection, Host: "h", Fields: map[string]any{
+			"protocol": "tcp", "local_address": "10.20.30.40", "local_port": int64(40112),
+			"remote_address": fmt.Sprintf("192.0.2.%d", i), "remote_port": int64(3333),
+			"state": "ESTABLISHED", "pid": int64(655), "process_name": "kworkerd",
+			"process_exe": "/tmp/.x/kworkerd",
+		}})
+	}
+	return out
+}
+
 func BenchmarkMatch(b *testing.B) {
 	sets := []struct {
 		name  string
@@ -115,12 +129,16 @@ func BenchmarkMatch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, kind := range []string{tasks.KindProcess, tasks.KindConnection} {
+		for _, kind := range []string{tasks.KindProcess, tasks.KindConnection, "hit"} {
 			var rs []*tasks.Record
 			for _, r := range records {
 				if r.Kind == kind {
 					rs = append(rs, r)
 				}
+			}
+			if kind == "hit" {
+				// Connections to a listed pool port: each gives a detection.
+				rs = hitRecords()
 			}
 			b.Run(set.name+"/"+kind, func(b *testing.B) {
 				b.ReportAllocs()
