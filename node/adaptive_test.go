@@ -487,3 +487,49 @@ func TestChainLimitersBounded(t *testing.T) {
 		t.Error("per-rule limit not kept")
 	}
 }
+
+// TestRecurringHuntLateNode checks that a node which gets a recurring hunt
+// late skips the windows already past and joins the fleet's next run, so
+// that run K means the same window on every node.
+func TestRecurringHuntLateNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for two runs")
+	}
+	who := newAnalyst(t)
+	n := startNode(t, "late", writeTrust(t, "hunt", who), nil)
+	h := newHunt(n.ID())
+	h.Collectors = []tasks.CollectorSpec{{Name: "system"}}
+	h.Every = time.Second
+	h.IssuedAt = time.Now().UTC().Add(-2500 * time.Millisecond) // runs 2 and 3 are past
+	h.NotAfter = h.IssuedAt.Add(4700 * time.Millisecond)        // runs 4 and 5 are to come
+	n.scheduleRuns(h, slog.New(slog.DiscardHandler))
+	deadline := time.Now().Add(10 * time.Second)
+	for k := 4; k <= 5; k++ {
+		for {
+			rs, err := n.Store().Results(tasks.RunID(h.ID, k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) > 0 && rs[len(rs)-1].Final {
+				// Run K ran in its window, not when the node got the hunt.
+				due := h.IssuedAt.Add(time.Duration(k-1) * h.Every)
+				if sent := rs[len(rs)-1].SentAt; sent.Before(due) {
+					t.Errorf("run %d answered at %s, before its window at %s", k, sent, due)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d never answered", k)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, k := range []int{2, 3, 6} {
+		if rs, _ := n.Store().Results(tasks.RunID(h.ID, k)); len(rs) != 0 {
+			t.Errorf("run %d answered; its window was past or after the deadline", k)
+		}
+	}
+	if c := n.Counters()["recur/skipped"]; c != 2 {
+		t.Errorf("recur/skipped = %d, want 2", c)
+	}
+}

@@ -22,8 +22,12 @@ import (
 // interval and deadline say.
 const maxRuns = 1000
 
-// scheduleRuns starts the later runs of a recurring hunt. It returns at
-// once; the schedule stops at the deadline or when the node closes.
+// scheduleRuns starts the later runs of a recurring hunt. Run K is due at
+// IssuedAt + (K-1)*Every on every node, so that run K means the same
+// window across the fleet: a node that received the hunt late (catch-up,
+// or a node that joined) runs it at once as run 1, then skips the windows
+// already past and joins the fleet's next run. It returns at once; the
+// schedule stops at the deadline, on cancel, or when the node closes.
 func (n *Node) scheduleRuns(h *tasks.Hunt, log *slog.Logger) {
 	if h.Every <= 0 || tasks.ValidateEvery(h.Every, h.Header) != nil {
 		return
@@ -31,16 +35,24 @@ func (n *Node) scheduleRuns(h *tasks.Hunt, log *slog.Logger) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		t := time.NewTicker(h.Every)
-		defer t.Stop()
+		timer := time.NewTimer(0)
+		<-timer.C
+		defer timer.Stop()
 		for k := 2; k <= maxRuns; k++ {
+			due := h.IssuedAt.Add(time.Duration(k-1) * h.Every)
+			if !due.Before(h.NotAfter) {
+				return
+			}
+			wait := time.Until(due)
+			if wait < 0 {
+				n.count("recur/skipped") // this window passed before the node had the hunt
+				continue
+			}
+			timer.Reset(wait)
 			select {
 			case <-n.ctx.Done():
 				return
-			case now := <-t.C:
-				if !now.Before(h.NotAfter) {
-					return
-				}
+			case <-timer.C:
 			}
 			if _, cancelled := n.cancelReason(h.ID); cancelled {
 				return
