@@ -91,11 +91,11 @@ const scanTimeout = time.Minute
 // as yaraErr beside d.
 //
 // With hashLater set, a file of up to laterMax bytes is scanned but not
-// hashed: its bytes come back as later, for the caller to hash on another
-// goroutine.
+// hashed: a copy of its bytes comes back as later, from laterPool, for the
+// caller to hash on another goroutine and then put back.
 func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath string,
 	size, maxSize int64, want hashSet, sets []ruleSet, whole, hashLater bool) (d *digest,
-	later []byte, yaraErr, err error) {
+	later *[]byte, yaraErr, err error) {
 	if whole && size <= wholeReadMax {
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
@@ -104,7 +104,9 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 		case err == nil && hashLater && n <= laterMax:
 			data := (*bp)[:n]
 			d, yaraErr, _ := digestBytes(data, hostPath, hashSet{}, sets)
-			return d, append(make([]byte, 0, n), data...), yaraErr, nil
+			lp := laterPool.Get().(*[]byte)
+			*lp = append((*lp)[:0], data...)
+			return d, lp, yaraErr, nil
 		case err == nil:
 			d, yaraErr, err := digestBytes((*bp)[:n], hostPath, want, sets)
 			return d, nil, yaraErr, err
@@ -142,8 +144,15 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 
 // laterMax is the largest file whose hashes digestFile leaves for later:
 // bigger ones are hashed at once, so the bytes held in a run's hash queue
-// stay small.
-const laterMax = 256 << 10
+// stay small (its capacity times laterMax at most).
+const laterMax = 64 << 10
+
+// laterPool holds the buffers of files queued for hashing, so that the
+// queue does not allocate a copy of every small file.
+var laterPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, laterMax)
+	return &b
+}}
 
 // hashInto computes the wanted hashes of data into d.
 func hashInto(d *digest, data []byte, want hashSet) {

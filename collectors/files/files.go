@@ -143,6 +143,7 @@ func (r *filesRun) run(ctx context.Context) error {
 						// The run is ending: drain, counting what was
 						// scanned but will not be reported.
 						r.env.Stats.Skip("budget", job.it.hostPath)
+						laterPool.Put(job.data)
 						continue
 					}
 					if err := r.finishHash(job); err != nil {
@@ -221,6 +222,7 @@ func (r *filesRun) handle(ctx context.Context, it item) error {
 		case r.hashq <- hashJob{it: it, fi: fi, d: d, data: later, yaraErr: yaraErr}:
 			return nil
 		case <-ctx.Done():
+			laterPool.Put(later)
 			r.env.Stats.Skip("budget", it.hostPath)
 			return ctx.Err()
 		}
@@ -233,13 +235,14 @@ type hashJob struct {
 	it      item
 	fi      fs.FileInfo
 	d       *digest // filled by the hasher, then cached
-	data    []byte
+	data    *[]byte // from laterPool; the hasher puts it back
 	yaraErr error
 }
 
 // finishHash hashes a queued file, caches its digest and emits its record.
 func (r *filesRun) finishHash(job hashJob) error {
-	hashInto(job.d, job.data, r.p.hashes)
+	hashInto(job.d, *job.data, r.p.hashes)
+	laterPool.Put(job.data)
 	if key, ok := keyOf(job.fi); ok {
 		r.f.cache.put(key, job.d)
 	}
@@ -277,7 +280,7 @@ func setNonEmpty(fields map[string]any, k, v string) {
 // counts the skip and returns an error; a YARA failure comes back as
 // yaraErr beside the digest.
 func (r *filesRun) digest(ctx context.Context, it item) (d *digest, fi fs.FileInfo,
-	later []byte, yaraErr, err error) {
+	later *[]byte, yaraErr, err error) {
 	key, keyed := keyOf(it.info)
 	if keyed {
 		if d := r.f.cache.get(key); d.covers(r.p.hashes, r.sets) {
