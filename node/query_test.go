@@ -455,7 +455,8 @@ func TestMembershipStates(t *testing.T) {
 		t.Skip("starts two nodes")
 	}
 	trust := writeTrust(t, "hunt", newAnalyst(t))
-	short := func(cfg *Config) { cfg.SilentAfter, cfg.GoneAfter = time.Second, 3*time.Second }
+	// Gone well past the 5 s presence interval, so silent always shows first.
+	short := func(cfg *Config) { cfg.SilentAfter, cfg.GoneAfter = time.Second, 8*time.Second }
 	a, b := twoNodes(t, trust, short)
 
 	stateOf := func() PeerView {
@@ -472,7 +473,7 @@ func TestMembershipStates(t *testing.T) {
 	}
 	b.Close()
 	for _, want := range []string{PeerSilent, PeerGone} {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(15 * time.Second)
 		for stateOf().State != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("node-b is %s, want %s", stateOf().State, want)
