@@ -30,7 +30,12 @@ type simFlags struct {
 	cpuProf   string
 	query     string
 	groupBy   []string
+	runs      []string
 }
+
+// defaultSimQuery is the query --runs query sends when --query is not set:
+// every node holds some seeded sshd records.
+const defaultSimQuery = `kind == "process" && name == "sshd"`
 
 func newSimCmd(g *globals) *cobra.Command {
 	f := &simFlags{cfg: sim.DefaultConfig()}
@@ -86,6 +91,8 @@ writes the completeness curve as a PNG.`,
 		"task and intel catch-up interval of every node (the daemon's is 15s)")
 	fl.StringVar(&f.query, "query", "", "send this query (CEL over stored records) instead of a hunt")
 	fl.StringSliceVar(&f.groupBy, "group-by", nil, "stack the query's rows by these fields")
+	fl.StringSliceVar(&f.runs, "runs", nil, "measure these in turn on one mesh: hunt, query, "+
+		"partition (default: the one --query or --partition asks for, else hunt)")
 	fl.Int64Var(&f.cfg.Seed, "seed", f.cfg.Seed, "seed for the topology, jitter and loss")
 	fl.IntVar(&f.from, "from", 0, "index of the node that issues the hunt")
 	fl.DurationVar(&f.wait, "wait", 30*time.Second, "how long to wait for answers")
@@ -109,8 +116,33 @@ func runSim(ctx context.Context, f *simFlags) error {
 	if f.format != "text" && f.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", f.format)
 	}
-	if f.query != "" && f.partition > 0 {
-		return fmt.Errorf("--query and --partition: the partition case runs a hunt; pick one")
+	if len(f.runs) == 0 {
+		switch {
+		case f.query != "" && f.partition > 0:
+			return fmt.Errorf("--query and --partition: the partition case runs a hunt; " +
+				"ask for both with --runs query,partition")
+		case f.partition > 0:
+			f.runs = []string{"partition"}
+		case f.query != "":
+			f.runs = []string{"query"}
+		default:
+			f.runs = []string{"hunt"}
+		}
+	}
+	for _, r := range f.runs {
+		switch r {
+		case "hunt":
+		case "query":
+			if f.query == "" {
+				f.query = defaultSimQuery
+			}
+		case "partition":
+			if f.partition <= 0 {
+				f.partition = 0.3
+			}
+		default:
+			return fmt.Errorf("--runs %q: want hunt, query or partition", r)
+		}
 	}
 	if len(f.groupBy) > 0 && f.query == "" {
 		return fmt.Errorf("--group-by needs --query")
@@ -158,15 +190,15 @@ func runSim(ctx context.Context, f *simFlags) error {
 	}
 
 	var last *sim.Report
-	for range max(f.repeat, 1) {
+	for i := range max(f.repeat, 1) * len(f.runs) {
 		var rep *sim.Report
 		opt := sim.HuntOptions{From: f.from, Wait: f.wait, ExpectDeparted: f.leave > 0,
 			Hold: f.hold}
-		switch {
-		case f.partition > 0:
+		switch f.runs[i%len(f.runs)] {
+		case "partition":
 			rep, err = s.PartitionHunt(ctx, sim.PartitionOptions{From: f.from,
 				Fraction: f.partition, CutFor: f.cutFor, CatchUp: f.catchUp, Wait: f.wait})
-		case f.query != "":
+		case "query":
 			rep, err = s.Query(ctx, sim.QueryOptions{HuntOptions: opt, Expr: f.query,
 				GroupBy: f.groupBy})
 		default:

@@ -109,12 +109,11 @@ func (s *Sim) Partition(groups [][]int) error {
 		}
 	}
 	s.mu.Unlock()
+	// Remove the links first, so that nothing can dial across until Heal,
+	// then close the connections: the other way round, a node redials in
+	// between (an answer's retry, the mesh's reconnects) and its new
+	// connection outlives the link.
 	for _, l := range cut {
-		// Close the connections first, then remove the link so that
-		// nothing can dial across until Heal.
-		if err := s.mn.DisconnectPeers(l.a.host.ID(), l.b.host.ID()); err != nil {
-			s.log.Debug("partition: disconnect", "a", l.a.Name, "b", l.b.Name, "err", err)
-		}
 		if err := s.mn.UnlinkPeers(l.a.host.ID(), l.b.host.ID()); err != nil {
 			return fmt.Errorf("partition %s-%s: %w", l.a.Name, l.b.Name, err)
 		}
@@ -123,8 +122,43 @@ func (s *Sim) Partition(groups [][]int) error {
 		s.cut[l] = true
 		s.mu.Unlock()
 	}
+	for _, l := range cut {
+		if err := s.mn.DisconnectPeers(l.a.host.ID(), l.b.host.ID()); err != nil {
+			s.log.Debug("partition: disconnect", "a", l.a.Name, "b", l.b.Name, "err", err)
+		}
+	}
+	// Mock connections close in the background: wait for them, closing
+	// again whatever still crosses.
+	deadline := time.Now().Add(2 * time.Second)
+	for n := s.crossConns(group, false); n > 0; n = s.crossConns(group, true) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("partition: %d connections still cross the cut", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	s.log.Info("partitioned", "groups", len(groups), "links_cut", len(cut))
 	return nil
+}
+
+// crossConns counts the open connections between nodes of different
+// groups, and closes them if asked.
+func (s *Sim) crossConns(group map[*Node]int, closeThem bool) int {
+	byID := map[string]*Node{}
+	for _, n := range s.Nodes() {
+		byID[string(n.host.ID())] = n
+	}
+	cross := 0
+	for _, n := range s.Nodes() {
+		for _, c := range n.host.Network().Conns() {
+			if o := byID[string(c.RemotePeer())]; o != nil && group[o] != group[n] {
+				cross++
+				if closeThem {
+					c.Close()
+				}
+			}
+		}
+	}
+	return cross
 }
 
 // Heal restores every link Partition cut and reconnects the nodes at both
