@@ -15,9 +15,6 @@ import (
 // answer from the node that holds them.
 const ProtoPage = "/huntmesh/page/1"
 
-// pushLimit is the largest answer pushed whole: a one-part answer whose
-// sealed bytes fit; anything bigger is announced by a summary and pulled.
-const pushLimit = 64 << 10
 
 // maxPages bounds the parts an issuer pulls for one node's answer, and
 // maxPulledBytes their signed bytes together: far above what a node's row
@@ -46,7 +43,10 @@ func (n *Node) deliver(ctx context.Context, h tasks.Header, parts []*tasks.Resul
 			n.log.Error("sign result", "task", h.ID, "err", err)
 			return false
 		}
-		if len(parts) == 1 && len(raw) > pushLimit && r.Pages == 0 {
+		// The largest answer pushed whole is one part within the message
+		// size of the node's policy (64 KiB by default, as for tasks);
+		// anything bigger is announced by a summary and pulled.
+		if len(parts) == 1 && len(raw) > n.cfg.Policy.MaxSize && r.Pages == 0 {
 			return false
 		}
 		if _, err := n.mesh.Call(ctx, h.ReplyTo, ProtoResults, raw); err != nil {
