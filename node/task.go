@@ -359,14 +359,16 @@ func (n *Node) IssueTask(ctx context.Context, raw []byte) (*tasks.Checked, error
 	if c.Header.ReplyTo != n.ID() {
 		return nil, fmt.Errorf("refuse task: reply_to %q is not this node", c.Header.ReplyTo)
 	}
+	// Forwarded hunts are checked and kept first: a refused hunt leaves
+	// nothing recorded as issued.
+	if err := n.keepForwards(c); err != nil { // chained hunts (forward.go)
+		return nil, fmt.Errorf("refuse task: %w", err)
+	}
 	if err := n.store.PutTask(store.StoredTask{
 		ID: c.Header.ID, Type: c.Header.Type, NotAfter: c.Header.NotAfter,
 		Envelope: raw, Issued: true,
 	}); err != nil {
 		return nil, fmt.Errorf("keep task: %w", err)
-	}
-	if err := n.keepForwards(c); err != nil { // chained hunts (forward.go)
-		return nil, fmt.Errorf("refuse task: %w", err)
 	}
 	if err := n.mesh.Publish(ctx, TopicTasks, raw); err != nil {
 		return nil, fmt.Errorf("publish task: %w", err)
