@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -203,6 +204,16 @@ func (e *obsExpr) leaves() ([]*cmpExpr, string) {
 
 // stixTerm maps one AND-term of comparisons to IoCs.
 func (c *collector) stixTerm(term []*stixComparison, id string, base tasks.IoC) {
+	// "x_ref.type = 'ipv4-addr'" only restates what the value says.
+	var kept []*stixComparison
+	for _, cmp := range term {
+		if p := cmp.Path.prop(); cmp.Op == "=" && !cmp.Negated && len(term) > 1 &&
+			strings.HasSuffix(p, "_ref.type") {
+			continue
+		}
+		kept = append(kept, cmp)
+	}
+	term = kept
 	if len(term) == 1 {
 		c.stixComparison(term[0], id, base)
 		return
@@ -214,7 +225,7 @@ func (c *collector) stixTerm(term []*stixComparison, id string, base tasks.IoC) 
 	var what []string
 	for _, cmp := range term {
 		what = append(what, cmp.Path.String())
-		if cmp.Negated || cmp.Op != "=" {
+		if cmp.Negated || cmp.Op != "=" && cmp.Op != "IN" {
 			continue
 		}
 		switch p := cmp.Path; {
@@ -224,9 +235,9 @@ func (c *collector) stixTerm(term []*stixComparison, id string, base tasks.IoC) 
 			addr = cmp
 		case p.Type == "network-traffic" && p.prop() == "dst_port":
 			port = cmp
-		case p.Type == "file" && p.prop() == "name":
+		case p.Type == "file" && p.prop() == "name" && cmp.Op == "=":
 			name = cmp
-		case p.Type == "file" && p.prop() == "parent_directory_ref.path":
+		case p.Type == "file" && p.prop() == "parent_directory_ref.path" && cmp.Op == "=":
 			dir = cmp
 		}
 	}
@@ -236,14 +247,7 @@ func (c *collector) stixTerm(term []*stixComparison, id string, base tasks.IoC) 
 			c.stixComparison(h, id, base)
 		}
 	case addr != nil && port != nil:
-		ioc := base
-		ioc.Type = tasks.IoCPort
-		a := addr.Values[0].Text
-		if strings.Contains(a, ":") {
-			a = "[" + a + "]"
-		}
-		ioc.Value = a + ":" + port.Values[0].Text
-		c.take("network-traffic:dst_ref.value+dst_port", id, ioc)
+		c.stixAddrPorts(addr, port, id, base)
 	case name != nil && dir != nil:
 		ioc := base
 		ioc.Type = tasks.IoCPath
@@ -252,6 +256,44 @@ func (c *collector) stixTerm(term []*stixComparison, id string, base tasks.IoC) 
 	default:
 		c.skip(strings.Join(what, " AND "), id,
 			"an AND of these properties cannot be matched as one indicator")
+	}
+}
+
+// maxAddrPorts bounds the address:port indicators one AND of address and
+// port lists may expand to.
+const maxAddrPorts = 1000
+
+// stixAddrPorts takes each address and port pair of a network-traffic
+// term (either side may be an IN list). A destination named by a domain
+// gives the domain alone, as records name where a host connected by
+// address; a network cannot be paired with a port.
+func (c *collector) stixAddrPorts(addr, port *stixComparison, id string, base tasks.IoC) {
+	const what = "network-traffic:dst_ref.value+dst_port"
+	if len(addr.Values)*len(port.Values) > maxAddrPorts {
+		c.skip(what, id, fmt.Sprintf("%d addresses by %d ports is over %d indicators",
+			len(addr.Values), len(port.Values), maxAddrPorts))
+		return
+	}
+	for _, av := range addr.Values {
+		a := strings.TrimSpace(av.Text)
+		switch _, err := netip.ParseAddr(a); {
+		case strings.Contains(a, "/"):
+			c.skip(what, id, "a network "+a+" cannot be paired with a port")
+			continue
+		case err != nil:
+			ioc := base
+			ioc.Type, ioc.Value = tasks.IoCDomain, a
+			c.take(what, id, ioc)
+			continue
+		}
+		if strings.Contains(a, ":") {
+			a = "[" + a + "]"
+		}
+		for _, pv := range port.Values {
+			ioc := base
+			ioc.Type, ioc.Value = tasks.IoCPort, a+":"+pv.Text
+			c.take(what, id, ioc)
+		}
 	}
 }
 

@@ -37,6 +37,19 @@ func TestSTIXPatternToIoCs(t *testing.T) {
 			"network-traffic:dst_port = 3333]", []string{"port 192.0.2.25:3333"}, ""},
 		{"v6 address and port", "[network-traffic:dst_port = 443 AND " +
 			"network-traffic:dst_ref.value = '2001:db8::2']", []string{"port [2001:db8::2]:443"}, ""},
+		{"address list and port", "[network-traffic:dst_ref.value IN ('192.0.2.1', " +
+			"'192.0.2.2') AND network-traffic:dst_port IN (3333, 5555)]", []string{
+			"port 192.0.2.1:3333", "port 192.0.2.1:5555", "port 192.0.2.2:3333",
+			"port 192.0.2.2:5555"}, ""},
+		{"redundant ref type", "[network-traffic:dst_ref.type = 'ipv4-addr' AND " +
+			"network-traffic:dst_ref.value = '192.0.2.9']", []string{"ip 192.0.2.9"}, ""},
+		{"ref type with address and port", "[network-traffic:dst_ref.type = 'ipv4-addr' AND " +
+			"network-traffic:dst_ref.value = '192.0.2.9' AND network-traffic:dst_port = 80]",
+			[]string{"port 192.0.2.9:80"}, ""},
+		{"domain and port", "[network-traffic:dst_ref.value = 'Pool.Example' AND " +
+			"network-traffic:dst_port = 3333]", []string{"domain pool.example"}, ""},
+		{"network and port", "[network-traffic:dst_ref.value = '192.0.2.0/24' AND " +
+			"network-traffic:dst_port = 3333]", nil, "cannot be paired with a port"},
 		{"hash wins in AND", "[file:name = 'x.exe' AND file:hashes.MD5 = '" +
 			strings.Repeat("e", 32) + "']", []string{"md5 " + strings.Repeat("e", 32)}, ""},
 		{"name in directory", "[file:name = 'kworkerd' AND " +
