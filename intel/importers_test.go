@@ -179,6 +179,23 @@ func TestImportMISPScenario(t *testing.T) {
 		"actor:CryptoMinersGroup") || c.Severity != "medium" {
 		t.Errorf("tags or severity: %+v", c)
 	}
+	// First seen is the event's date unless the attribute says.
+	if !c.FirstSeen.Equal(time.Date(2024, 8, 6, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("first seen %v, want the event date", c.FirstSeen)
+	}
+	own, err := ImportMISP(strings.NewReader(`{"Event":{"date":"2024-08-06","Attribute":[
+{"uuid":"a","type":"ip-dst","value":"192.0.2.7","to_ids":true,
+ "first_seen":"2024-07-01T10:00:00.000000+00:00"},
+{"uuid":"b","type":"ip-dst","value":"192.0.2.8","to_ids":true,"first_seen":null}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := find(own, tasks.IoCIP, "192.0.2.7")
+	b, _ := find(own, tasks.IoCIP, "192.0.2.8")
+	if !a.FirstSeen.Equal(time.Date(2024, 7, 1, 10, 0, 0, 0, time.UTC)) ||
+		!b.FirstSeen.Equal(time.Date(2024, 8, 6, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("first seen %v and %v", a.FirstSeen, b.FirstSeen)
+	}
 }
 
 func TestImportCSVScenario(t *testing.T) {

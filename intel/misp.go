@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/huntmesh/huntmesh/tasks"
 )
@@ -17,6 +18,7 @@ type mispEvent struct {
 	UUID          string          `json:"uuid"`
 	Info          string          `json:"info"`
 	ThreatLevelID json.RawMessage `json:"threat_level_id"`
+	Date          json.RawMessage `json:"date"`
 	Tag           []mispTag       `json:"Tag"`
 	Attribute     []mispAttribute `json:"Attribute"`
 	Object        []mispObject    `json:"Object"`
@@ -34,6 +36,7 @@ type mispAttribute struct {
 	Deleted        json.RawMessage `json:"deleted"`
 	Comment        string          `json:"comment"`
 	ObjectRelation string          `json:"object_relation"`
+	FirstSeen      json.RawMessage `json:"first_seen"`
 	Tag            []mispTag       `json:"Tag"`
 }
 
@@ -134,6 +137,21 @@ func (e *mispEvent) check() error {
 	return nil
 }
 
+// mispTime reads an event date ("2024-08-06") or an attribute's
+// first_seen (RFC 3339); anything else, null included, is no time.
+func mispTime(raw json.RawMessage) time.Time {
+	var s string
+	if json.Unmarshal(raw, &s) != nil || s == "" {
+		return time.Time{}
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil && t.Year() >= 1970 && t.Year() <= 2200 {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
 // looseBool reads true/false, 1/0, "1"/"0", "true"/"false"; absent is false.
 func looseBool(raw json.RawMessage) (bool, error) {
 	s := strings.Trim(strings.TrimSpace(string(raw)), `"`)
@@ -153,7 +171,7 @@ func (c *collector) mispEvent(e *mispEvent) {
 		tags = addTag(tags, mispTagName(t.Name))
 	}
 	base := tasks.IoC{Severity: mispSeverity(e.ThreatLevelID), Source: "misp:" + e.UUID,
-		Tags: tags}
+		Tags: tags, FirstSeen: mispTime(e.Date)}
 	for _, a := range e.Attribute {
 		c.mispAttribute(a, base)
 	}
@@ -225,6 +243,9 @@ func (c *collector) mispAttribute(a mispAttribute, base tasks.IoC) {
 	}
 	ioc := base
 	ioc.Tags = mispTags(base.Tags, a.Tag)
+	if t := mispTime(a.FirstSeen); !t.IsZero() {
+		ioc.FirstSeen = t
+	}
 
 	// Composite types carry two values separated by '|'.
 	if left, right, ok := strings.Cut(a.Type, "|"); ok {
