@@ -19,7 +19,7 @@ const dirBatch = 1024
 // itemBatch is how many files the walker hands to a worker at once: one
 // channel hand-off (and often one goroutine wake-up) per batch rather
 // than per file.
-const itemBatch = 32
+const itemBatch = 128
 
 // item is one file system object the walker hands to the workers.
 type item struct {
