@@ -323,6 +323,22 @@ func (c *collector) stixComparison(cmp *stixComparison, id string, base tasks.Io
 			if typ == tasks.IoCIP && strings.Contains(v.Text, "/") {
 				ioc.Type = tasks.IoCCIDR
 			}
+			if _, err := netip.ParseAddr(strings.TrimSpace(v.Text)); err != nil &&
+				typ == tasks.IoCIP && cmp.Path.Type == "network-traffic" &&
+				!strings.Contains(v.Text, "/") {
+				// A destination may be a domain-name object.
+				ioc.Type = tasks.IoCDomain
+			}
+			if typ == tasks.IoCPath && cmp.Path.Type == "directory" {
+				// Anything directly in the directory.
+				ioc.Value = strings.TrimRight(v.Text, `/\`) + "/*"
+			}
+		case "ISSUBSET":
+			if typ != tasks.IoCIP {
+				c.skip(what, id, "ISSUBSET is only used on addresses")
+				return
+			}
+			ioc.Type = tasks.IoCCIDR
 		case "MATCHES":
 			if typ != tasks.IoCCmdline {
 				c.skip(what, id, "MATCHES is only used on command lines")
@@ -354,19 +370,25 @@ func (c *collector) stixComparison(cmp *stixComparison, id string, base tasks.Io
 // stixIoCType maps an object path to an IoC type, or says why not.
 func stixIoCType(p stixPath) (string, string) {
 	prop := p.prop()
+	// Hashes of a file, or of a process's executable (image_ref in 2.1,
+	// binary_ref in 2.0).
+	n := len(p.Props)
+	fileHash := p.Type == "file" && n == 2
+	exeHash := p.Type == "process" && n == 3 &&
+		(p.Props[0] == "image_ref" || p.Props[0] == "binary_ref")
+	if (fileHash || exeHash) && p.Props[n-2] == "hashes" {
+		switch strings.ToUpper(strings.ReplaceAll(p.Props[n-1], "-", "")) {
+		case "SHA256":
+			return tasks.IoCSHA256, ""
+		case "SHA1":
+			return tasks.IoCSHA1, ""
+		case "MD5":
+			return tasks.IoCMD5, ""
+		}
+		return "", "hash " + p.Props[n-1] + " is not collected"
+	}
 	switch p.Type {
 	case "file":
-		if len(p.Props) == 2 && p.Props[0] == "hashes" {
-			switch strings.ToUpper(strings.ReplaceAll(p.Props[1], "-", "")) {
-			case "SHA256":
-				return tasks.IoCSHA256, ""
-			case "SHA1":
-				return tasks.IoCSHA1, ""
-			case "MD5":
-				return tasks.IoCMD5, ""
-			}
-			return "", "hash " + p.Props[1] + " is not collected"
-		}
 		if prop == "name" {
 			return tasks.IoCFileName, ""
 		}
@@ -395,7 +417,8 @@ func stixIoCType(p stixPath) (string, string) {
 		}
 	case "process":
 		switch prop {
-		case "name", "image_ref.name", "binary_ref.name":
+		case "name", "image_ref.name", "binary_ref.name", "parent_ref.name":
+			// Process indicators are matched on parent names too.
 			return tasks.IoCProcess, ""
 		case "command_line":
 			return tasks.IoCCmdline, ""

@@ -50,6 +50,16 @@ func TestSTIXPatternToIoCs(t *testing.T) {
 			"network-traffic:dst_port = 3333]", []string{"domain pool.example"}, ""},
 		{"network and port", "[network-traffic:dst_ref.value = '192.0.2.0/24' AND " +
 			"network-traffic:dst_port = 3333]", nil, "cannot be paired with a port"},
+		{"executable hash", "[process:image_ref.hashes.'SHA-256' = '" +
+			strings.Repeat("a", 64) + "' OR process:binary_ref.hashes.MD5 = '" +
+			strings.Repeat("b", 32) + "']", []string{"sha256 " + strings.Repeat("a", 64),
+			"md5 " + strings.Repeat("b", 32)}, ""},
+		{"parent name", "[process:parent_ref.name = 'bash']", []string{"process bash"}, ""},
+		{"destination domain", "[network-traffic:dst_ref.value = 'pool.example']",
+			[]string{"domain pool.example"}, ""},
+		{"network as subset", "[ipv4-addr:value ISSUBSET '198.51.100.0/24']",
+			[]string{"cidr 198.51.100.0/24"}, ""},
+		{"directory", "[directory:path = '/opt/.cache/']", []string{"path /opt/.cache/*"}, ""},
 		{"hash wins in AND", "[file:name = 'x.exe' AND file:hashes.MD5 = '" +
 			strings.Repeat("e", 32) + "']", []string{"md5 " + strings.Repeat("e", 32)}, ""},
 		{"name in directory", "[file:name = 'kworkerd' AND " +
