@@ -136,7 +136,7 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			child := path.Join(dir, e.Name())
+			child := joinName(dir, e.Name())
 			if isExcluded(w.env.Exclude, child) || matchAny(w.p.Exclude, child) {
 				w.env.Stats.Skip("excluded", child)
 				continue
@@ -145,8 +145,8 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 				subdirs = append(subdirs, child)
 				continue
 			}
-			// fsDir is clean and a directory entry's name has no slash.
-			fsChild := fsDir + "/" + e.Name()
+			// fsDir is clean, as filepath.Join leaves it.
+			fsChild := joinName(fsDir, e.Name())
 			info, err := lstatAt(dirfd, e.Name(), fsChild)
 			if err != nil {
 				w.skipErr(err, child)
@@ -201,6 +201,16 @@ func (w *walker) offer(ctx context.Context, hostPath, fsPath string, fi fs.FileI
 		return nil
 	}
 	return w.flush(ctx)
+}
+
+// joinName appends a directory entry's name to the clean path dir; a name
+// from the directory never holds a slash, ".", or "..", so no cleaning is
+// needed.
+func joinName(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
 }
 
 // skipErr counts a failed stat, open or read under its reason.
