@@ -546,6 +546,11 @@ func printImport(w io.Writer, path string, imp intel.Import) {
 	}
 }
 
+// intelTypes are the indicator types a set holds.
+var intelTypes = []string{tasks.IoCMD5, tasks.IoCSHA1, tasks.IoCSHA256, tasks.IoCIP,
+	tasks.IoCCIDR, tasks.IoCDomain, tasks.IoCURL, tasks.IoCFileName, tasks.IoCPath,
+	tasks.IoCProcess, tasks.IoCCmdline, tasks.IoCCmdlineRE, tasks.IoCPort, tasks.IoCYARA}
+
 func newIntelListCmd(g *globals) *cobra.Command {
 	var typ, output string
 	cmd := &cobra.Command{
@@ -553,6 +558,9 @@ func newIntelListCmd(g *globals) *cobra.Command {
 		Short: "List the active indicators of the shared set",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if typ != "" && !slices.Contains(intelTypes, typ) {
+				return fmt.Errorf("--type %q: want one of %s", typ, strings.Join(intelTypes, ", "))
+			}
 			c, err := dialIntelNode(g)
 			if err != nil {
 				return err
@@ -724,6 +732,10 @@ func newIntelStatusCmd(g *globals) *cobra.Command {
 			sort.Strings(types)
 			fmt.Printf("by type     %s\n", strings.Join(types, ", "))
 			fmt.Printf("updates     %d held, %d refused\n", st.Updates, st.Refused)
+			if st.LeftOut > 0 {
+				fmt.Printf("left out    %d indicators the matcher cannot hold; first: %s\n",
+					st.LeftOut, st.LeftOutReason)
+			}
 			for p, t := range st.Synced {
 				fmt.Printf("synced      %s at %s\n", p, t.Format(time.RFC3339))
 			}
