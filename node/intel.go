@@ -96,6 +96,7 @@ type intelNode struct {
 	retroV  uint64               // guarded by mu: set version retro covered
 	synced  map[string]time.Time // guarded by mu: peer -> last sync
 	syncing map[string]bool      // guarded by mu: peers pulled from now
+	nudged  map[string]time.Time // guarded by mu: peer -> last nudge followed
 
 	kick chan struct{}
 }
@@ -127,7 +128,8 @@ func (n *Node) startIntel() error {
 		set:    intel.NewSet(), clock: intel.NewClock(nil),
 		window: n.cfg.IntelRetroWindow, every: n.cfg.IntelSyncInterval,
 		held: map[string]bool{}, refused: map[string]string{},
-		synced: map[string]time.Time{}, syncing: map[string]bool{}, kick: make(chan struct{}, 1),
+		synced: map[string]time.Time{}, syncing: map[string]bool{},
+		nudged: map[string]time.Time{}, kick: make(chan struct{}, 1),
 	}
 	// Updates are states, not commands: no lifetime cap (see
 	// tasks.IntelLifetime), and no replay check: applying twice is a no-op.

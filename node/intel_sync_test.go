@@ -233,3 +233,29 @@ func TestIntelIndexPages(t *testing.T) {
 		n.Close()
 	}
 }
+
+// TestIntelNudgeRate: a peer nudging over and over is followed at most
+// once per nudgeEvery; the rest are counted and dropped.
+func TestIntelNudgeRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	n := startNode(t, "node-n", writeTrust(t, "intel", newAnalyst(t)), nil)
+	req := []byte(`{"op":"nudge","digest":"x"}`)
+	for range 50 {
+		if _, err := n.intel.serveSync(context.Background(), "peer-1", req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.Counters()["intel-sync/nudge-dropped"]; got < 45 {
+		t.Fatalf("%d of 50 quick nudges dropped, want nearly all", got)
+	}
+	time.Sleep(nudgeEvery)
+	before := n.Counters()["intel-sync/nudge-dropped"]
+	if _, err := n.intel.serveSync(context.Background(), "peer-1", req); err != nil {
+		t.Fatal(err)
+	}
+	if n.Counters()["intel-sync/nudge-dropped"] != before {
+		t.Fatal("a nudge after the interval was dropped")
+	}
+}

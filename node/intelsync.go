@@ -73,7 +73,12 @@ func (in *intelNode) serveSync(_ context.Context, from string, raw []byte) ([]by
 		end := min(len(ids), i+syncIDsPerPage)
 		resp.IDs, resp.More = ids[i:end], end < len(ids)
 	case "nudge":
-		// The peer learnt updates by a sync; pull them unless equal.
+		// The peer learnt updates by a sync; pull them unless equal. A
+		// peer nudging faster than nudgeEvery is not followed each time.
+		if !in.nudgeDue(from) {
+			in.n.count("intel-sync/nudge-dropped")
+			break
+		}
 		if req.Digest != resp.Digest {
 			in.goSync(from)
 		}
@@ -263,6 +268,29 @@ func (in *intelNode) goSync(peer string) {
 		}
 	}()
 }
+
+// nudgeEvery is the least time between two nudges of one peer that this
+// node follows; a sync round takes longer than that anyway.
+const nudgeEvery = 200 * time.Millisecond
+
+// nudgeDue reports whether a nudge from peer is to be followed, and if so
+// notes when.
+func (in *intelNode) nudgeDue(peer string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := time.Now()
+	if last, ok := in.nudged[peer]; ok && now.Sub(last) < nudgeEvery {
+		return false
+	}
+	if len(in.nudged) >= maxNudgePeers {
+		clear(in.nudged)
+	}
+	in.nudged[peer] = now
+	return true
+}
+
+// maxNudgePeers bounds the memory of who nudged when.
+const maxNudgePeers = 4096
 
 func (in *intelNode) isRefused(id string) bool {
 	in.mu.Lock()
