@@ -24,6 +24,7 @@ type digest struct {
 	md5, sha1, sha256 string // empty when not computed
 	fileType          string
 	yara              map[string][]string // rule-set hash -> matching rules
+	meta              []metaField         // what the key fixes (metaOf); nil if unknown
 }
 
 // HashCache remembers hashes, file types and YARA results by file version,
@@ -96,6 +97,9 @@ func (d *digest) merge(n *digest) *digest {
 	out.sha1 = first(n.sha1, d.sha1)
 	out.sha256 = first(n.sha256, d.sha256)
 	out.fileType = first(n.fileType, d.fileType)
+	if n.meta != nil {
+		out.meta = n.meta
+	}
 	out.yara = make(map[string][]string, len(d.yara)+len(n.yara))
 	for k, v := range d.yara {
 		out.yara[k] = v

@@ -244,6 +244,7 @@ func (r *filesRun) finishHash(job hashJob) error {
 	hashInto(job.d, *job.data, r.p.hashes)
 	laterPool.Put(job.data)
 	if key, ok := keyOf(job.fi); ok {
+		job.d.meta = metaOf(job.fi)
 		r.f.cache.put(key, job.d)
 	}
 	return r.record(job.it, job.fi, job.d, job.yaraErr)
@@ -251,7 +252,13 @@ func (r *filesRun) finishHash(job hashJob) error {
 
 // record builds and emits the record of a file with its digest.
 func (r *filesRun) record(it item, fi fs.FileInfo, d *digest, yaraErr error) error {
-	fields := statFields(fi, r.acc)
+	var fields map[string]any
+	if d.meta != nil {
+		// Read now or found in the cache under a key that fixes them.
+		fields = metaFields(d.meta, fi, r.acc)
+	} else {
+		fields = statFields(fi, r.acc)
+	}
 	setPath(fields, it.hostPath)
 	setNonEmpty(fields, "md5", d.md5)
 	setNonEmpty(fields, "sha1", d.sha1)
@@ -328,6 +335,7 @@ func (r *filesRun) digest(ctx context.Context, it item) (d *digest, fi fs.FileIn
 		r.env.Stats.Skip("yara", it.hostPath)
 	}
 	if key, ok := keyOf(fi); ok && later == nil {
+		d.meta = metaOf(fi)
 		r.f.cache.put(key, d) // else once hashed (finishHash)
 	}
 	return d, fi, later, yaraErr, nil

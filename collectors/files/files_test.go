@@ -385,10 +385,38 @@ func TestFilesCache(t *testing.T) {
 				!slices.Equal(r.Fields["yara"].([]string), r2.Fields["yara"].([]string)) {
 				t.Errorf("%s differs on re-scan", p)
 			}
+			// A hit reuses the metadata its key fixes; the record must be
+			// the one a read would give (atime aside, which reads move).
+			if len(r.Fields) != len(r2.Fields) {
+				t.Errorf("%s: fields %v on re-scan, %v first", p, r2.Fields, r.Fields)
+			}
+			for k, v := range r.Fields {
+				if k != "atime" && k != "yara" && r2.Fields[k] != v {
+					t.Errorf("%s: %s = %v on re-scan, %v first", p, k, r2.Fields[k], v)
+				}
+			}
 		}
 		if got := b["/d/miner.conf"].Fields["yara"]; !slices.Equal(got.([]string),
 			[]string{"coinminer_stratum_config"}) {
 			t.Errorf("cached yara %v", got)
+		}
+	})
+
+	t.Run("chmod is a new version", func(t *testing.T) {
+		if err := os.Chmod(filepath.Join(root, "d/b"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := f.FilesRead()
+		again, _, err := collect(t, f, runOpts{root: root}, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := f.FilesRead() - before; n != 1 {
+			t.Fatalf("read %d files after one chmod", n)
+		}
+		rec := byPath(again)["/d/b"]
+		if m := rec.Str("mode"); m != "-rw-------" {
+			t.Fatalf("mode %q after chmod", m)
 		}
 	})
 

@@ -83,19 +83,44 @@ func isExcluded(excl []string, hostPath string) bool {
 
 // statFields returns the schema's common metadata for fi.
 func statFields(fi fs.FileInfo, acc *accounts) map[string]any {
+	return metaFields(metaOf(fi), fi, acc)
+}
+
+// metaField is one metadata field with its value already boxed.
+type metaField struct {
+	k string
+	v any
+}
+
+// metaOf returns the metadata of fi that its cache key fixes: size and
+// mtime are in the key, and a change of mode or owner changes ctime, which
+// is too. A cached digest keeps these, formatted and boxed once, so that a
+// re-scan hit does not format them again.
+func metaOf(fi fs.FileInfo) []metaField {
+	m := make([]metaField, 0, 6)
+	m = append(m, metaField{"size", fi.Size()}, metaField{"mode", fi.Mode().String()},
+		metaField{"mtime", rfc3339(fi.ModTime())})
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		m = append(m, metaField{"uid", int64(st.Uid)}, metaField{"gid", int64(st.Gid)},
+			metaField{"ctime", rfc3339(time.Unix(st.Ctim.Sec, st.Ctim.Nsec))})
+	}
+	return m
+}
+
+// metaFields builds a record's field map from fixed metadata and adds
+// what the key does not fix: the owner's name (from this run's root) and
+// the access time.
+func metaFields(fixed []metaField, fi fs.FileInfo, acc *accounts) map[string]any {
 	// Sized for the whole file record (metadata, path, hashes, type,
 	// rules) so that it never grows.
 	f := make(map[string]any, 16)
-	f["size"] = fi.Size()
-	f["mode"] = fi.Mode().String()
-	f["mtime"] = rfc3339(fi.ModTime())
+	for _, m := range fixed {
+		f[m.k] = m.v
+	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		f["uid"] = int64(st.Uid)
-		f["gid"] = int64(st.Gid)
 		if name := acc.owner(int64(st.Uid)); name != "" {
 			f["owner"] = name
 		}
-		f["ctime"] = rfc3339(time.Unix(st.Ctim.Sec, st.Ctim.Nsec))
 		f["atime"] = rfc3339(time.Unix(st.Atim.Sec, st.Atim.Nsec))
 	}
 	return f
