@@ -68,7 +68,8 @@ type Budget struct {
 // req (what a hunt asked for): for each limit the stricter non-zero value.
 func (b Budget) Tighter(req Budget) Budget {
 	out := b
-	if req.ReadBytesPerSec > 0 && (out.ReadBytesPerSec == 0 || req.ReadBytesPerSec < out.ReadBytesPerSec) {
+	if req.ReadBytesPerSec > 0 &&
+		(out.ReadBytesPerSec == 0 || req.ReadBytesPerSec < out.ReadBytesPerSec) {
 		out.ReadBytesPerSec = req.ReadBytesPerSec
 	}
 	if req.MaxRecords > 0 && (out.MaxRecords == 0 || req.MaxRecords < out.MaxRecords) {
