@@ -87,16 +87,17 @@ type intelNode struct {
 	applyMu sync.Mutex
 
 	mu      sync.Mutex
-	held    map[string]bool      // guarded by mu: IDs of updates applied
-	order   []string             // guarded by mu: the same IDs in arrival order
-	refused map[string]string    // guarded by mu: ID -> reason, refused for good
-	matcher *intel.Matcher       // guarded by mu: compiled for matcherVer
-	mver    uint64               // guarded by mu
-	retro   RetroReport          // guarded by mu: the last retro-hunt
-	retroV  uint64               // guarded by mu: set version retro covered
-	synced  map[string]time.Time // guarded by mu: peer -> last sync
-	syncing map[string]bool      // guarded by mu: peers pulled from now
-	nudged  map[string]time.Time // guarded by mu: peer -> last nudge followed
+	held    map[string]bool          // guarded by mu: IDs of updates applied
+	order   []string                 // guarded by mu: the same IDs in arrival order
+	refused map[string]string        // guarded by mu: ID -> reason, refused for good
+	matcher *intel.Matcher           // guarded by mu: compiled for matcherVer
+	mver    uint64                   // guarded by mu
+	retro   RetroReport              // guarded by mu: the last retro-hunt
+	retroV  uint64                   // guarded by mu: set version retro covered
+	synced  map[string]time.Time     // guarded by mu: peer -> last sync
+	syncing map[string]bool          // guarded by mu: peers pulled from now
+	nudged  map[string]time.Time     // guarded by mu: peer -> last nudge followed
+	checked map[string]checkedUpdate // guarded by mu: checks passed, for accept
 
 	kick chan struct{}
 }
@@ -129,7 +130,8 @@ func (n *Node) startIntel() error {
 		window: n.cfg.IntelRetroWindow, every: n.cfg.IntelSyncInterval,
 		held: map[string]bool{}, refused: map[string]string{},
 		synced: map[string]time.Time{}, syncing: map[string]bool{},
-		nudged: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		nudged: map[string]time.Time{}, checked: map[string]checkedUpdate{},
+		kick: make(chan struct{}, 1),
 	}
 	// Updates are states, not commands: no lifetime cap (see
 	// tasks.IntelLifetime), and no replay check: applying twice is a no-op.
@@ -266,6 +268,7 @@ func (in *intelNode) putPage(p int, ids []string, count bool) error {
 // the matcher's limits (catastrophic expressions, too many expressions,
 // YARA that libyara rejects). A refused update changes nothing.
 func (in *intelNode) check(raw []byte, now time.Time) (*tasks.Checked, []intel.Update, error) {
+	in.n.count("intel/checks")
 	c, err := in.policy.Check(raw, in.n.trust, now)
 	if err != nil {
 		return nil, nil, err
@@ -402,10 +405,16 @@ func (in *intelNode) accept(raw []byte, via string) (string, int, error) {
 	if in.holds(id) {
 		return id, 0, nil
 	}
-	c, ups, err := in.check(raw, time.Now())
-	if err != nil {
-		in.refuse(id, via, err)
-		return id, 0, err
+	var c *tasks.Checked
+	var ups []intel.Update
+	if cu, ok := in.takeChecked(id); ok {
+		c, ups = cu.c, cu.ups
+	} else {
+		var err error
+		if c, ups, err = in.check(raw, time.Now()); err != nil {
+			in.refuse(id, via, err)
+			return id, 0, err
+		}
 	}
 
 	in.applyMu.Lock()
@@ -486,11 +495,46 @@ func (in *intelNode) validate(from string, raw []byte) error {
 	if in.holds(id) {
 		return nil
 	}
-	if _, _, err := in.check(raw, time.Now()); err != nil {
+	c, ups, err := in.check(raw, time.Now())
+	if err != nil {
 		in.refuse(id, from, err)
 		return err
 	}
+	in.keepChecked(id, c, ups)
 	return nil
+}
+
+// checkedUpdate is the outcome of a check that passed, kept for accept.
+type checkedUpdate struct {
+	c   *tasks.Checked
+	ups []intel.Update
+	at  time.Time
+}
+
+// Bounds of the checks kept between the gossip validator and the handler,
+// so an update is not verified and compiled twice on every hop.
+const (
+	maxCheckedKept = 256
+	checkedFor     = time.Minute
+)
+
+// keepChecked keeps a passed check of update id for accept.
+func (in *intelNode) keepChecked(id string, c *tasks.Checked, ups []intel.Update) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.checked) >= maxCheckedKept {
+		clear(in.checked)
+	}
+	in.checked[id] = checkedUpdate{c: c, ups: ups, at: time.Now()}
+}
+
+// takeChecked returns and forgets a recent passed check of update id.
+func (in *intelNode) takeChecked(id string) (checkedUpdate, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	cu, ok := in.checked[id]
+	delete(in.checked, id)
+	return cu, ok && time.Since(cu.at) < checkedFor
 }
 
 // handle applies an update that passed validation.
@@ -513,7 +557,7 @@ func (in *intelNode) handle(from string, raw []byte) {
 func (n *Node) IssueIntel(ctx context.Context, raw []byte) (string, int, error) {
 	in := n.intel
 	if id := updateID(raw); !in.holds(id) {
-		_, ups, err := in.check(raw, time.Now())
+		c, ups, err := in.check(raw, time.Now())
 		if err == nil {
 			err = in.fits(ups)
 		}
@@ -521,6 +565,7 @@ func (n *Node) IssueIntel(ctx context.Context, raw []byte) (string, int, error) 
 			in.refuse(id, n.ID(), err)
 			return id, 0, err
 		}
+		in.keepChecked(id, c, ups)
 	}
 	id, changed, err := in.accept(raw, n.ID())
 	if err != nil {

@@ -259,3 +259,30 @@ func TestIntelNudgeRate(t *testing.T) {
 		t.Fatal("a nudge after the interval was dropped")
 	}
 }
+
+// TestIntelChecksOncePerHop: an update is verified and compiled once on
+// the node it is issued on and once on each node it reaches by gossip,
+// not again between the gossip validator and the handler.
+func TestIntelChecksOncePerHop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	a := newAnalyst(t)
+	trust := writeTrust(t, "intel", a)
+	slow := func(c *Config) { c.IntelSyncInterval = time.Hour }
+	na := startNode(t, "node-a", trust, slow)
+	nb := startNode(t, "node-b", trust, func(c *Config) { slow(c); c.Peers = na.Addrs()[:1] })
+	waitLive(t, na, nb)
+	for na.TopicPeers(TopicIntel) == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ca, cb := na.Counters()["intel/checks"], nb.Counters()["intel/checks"]
+	issue(t, na, sealIntel(t, a, intelOps(a, tasks.IntelAdd,
+		tasks.IoC{Type: tasks.IoCPort, Value: "3333"})))
+	waitDigests(t, 5*time.Second, na, nb)
+	time.Sleep(200 * time.Millisecond) // let any second check show
+	if da, db := na.Counters()["intel/checks"]-ca, nb.Counters()["intel/checks"]-cb; da != 1 ||
+		db != 1 {
+		t.Fatalf("checks: %d on the issuer, %d on the receiver; want 1 each", da, db)
+	}
+}
