@@ -4,6 +4,7 @@ package files
 
 import (
 	"io/fs"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -15,12 +16,16 @@ const atSymlinkNofollow = 0x100
 // symlink; resolving one name from the directory costs less than the full
 // path from the root for every file. fsPath (the same object) names it in
 // errors. Package syscall has no wrapper for fstatat on these platforms.
-func lstatAt(dirfd int, name, fsPath string) (fs.FileInfo, error) {
+//
+// scratch holds the NUL-terminated name for the call and is reused from
+// call to call.
+func lstatAt(dirfd int, name, fsPath string, scratch *[]byte) (fs.FileInfo, error) {
 	fi := &statInfo{name: name}
-	p, err := syscall.BytePtrFromString(name)
-	if err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: fsPath, Err: err}
+	if strings.IndexByte(name, 0) >= 0 {
+		return nil, &fs.PathError{Op: "lstat", Path: fsPath, Err: syscall.EINVAL}
 	}
+	*scratch = append(append((*scratch)[:0], name...), 0)
+	p := &(*scratch)[0]
 	for {
 		_, _, errno := syscall.Syscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
 			uintptr(unsafe.Pointer(&fi.st)), atSymlinkNofollow, 0, 0)

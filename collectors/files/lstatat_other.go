@@ -9,4 +9,6 @@ import (
 
 // lstatAt stats fsPath without following a symlink; this fallback does
 // not use the directory's descriptor.
-func lstatAt(_ int, _, fsPath string) (fs.FileInfo, error) { return os.Lstat(fsPath) }
+func lstatAt(_ int, _, fsPath string, _ *[]byte) (fs.FileInfo, error) {
+	return os.Lstat(fsPath)
+}

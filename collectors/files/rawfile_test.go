@@ -113,7 +113,8 @@ func TestStatInfoMatchesOS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := lstatAt(int(d.Fd()), name, p)
+			var scratch []byte
+			got, err := lstatAt(int(d.Fd()), name, p, &scratch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,8 +126,9 @@ func TestStatInfoMatchesOS(t *testing.T) {
 			}
 		})
 	}
-	if _, err := lstatAt(int(d.Fd()), "missing", filepath.Join(dir, "missing")); !errors.Is(err,
-		os.ErrNotExist) {
+	var scratch []byte
+	if _, err := lstatAt(int(d.Fd()), "missing", filepath.Join(dir, "missing"),
+		&scratch); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}
 }

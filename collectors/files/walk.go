@@ -37,6 +37,8 @@ type walker struct {
 	p     *filesParams
 	out   chan<- []item
 	batch []item // being filled; sent when full and at the end of the walk
+
+	scratch []byte // for lstatAt
 }
 
 // walk visits every root in turn; it returns ctx's error when cancelled.
@@ -147,7 +149,7 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 			}
 			// fsDir is clean, as filepath.Join leaves it.
 			fsChild := joinName(fsDir, e.Name())
-			info, err := lstatAt(dirfd, e.Name(), fsChild)
+			info, err := lstatAt(dirfd, e.Name(), fsChild, &w.scratch)
 			if err != nil {
 				w.skipErr(err, child)
 				continue
