@@ -353,4 +353,77 @@ func TestCLI(t *testing.T) {
 		ranked[4].Score != 0 || len(ranked[0].Reasons) == 0 {
 		t.Errorf("hosts --rank: %+v", ranked)
 	}
+
+	checkCLIQueries(t, f, task)
+}
+
+// checkCLIQueries drives query, status TASK-ID, results and task through
+// the binary, on the evidence the hunts stored.
+func checkCLIQueries(t *testing.T, f *cliFleet, task string) {
+	ops := f.data["ops-01"]
+
+	// A stacking query in CSV: the pool on exactly the two miner VMs.
+	rows, err := csv.NewReader(strings.NewReader(f.must("query", "--data-dir", ops, "--key",
+		f.key, "--group-by", "remote_address,remote_port", "-o", "csv",
+		`kind == "connection"`))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pool []string
+	for _, r := range rows {
+		if len(r) == 5 && r[0] == "192.0.2.25" && r[1] == "3333" {
+			pool = r
+		}
+	}
+	if pool == nil || pool[3] != "2" || pool[4] != "vm-miner01 vm-miner02" {
+		t.Errorf("stacked csv: pool row %q in %q", pool, rows)
+	}
+
+	// Detections over a time range, as NDJSON; the query's own status.
+	out := f.must("query", "--data-dir", ops, "--key", f.key, "--detections", "-o", "ndjson",
+		"--since", "2024-08-05T08:24:00Z", "--until", "2024-08-05T08:26:00Z",
+		`host == "vm-miner01" && ioc_value == "192.0.2.25"`)
+	var qid string
+	hits := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l huntLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("query output %q: %v", line, err)
+		}
+		if l.Type == "detection" {
+			hits++
+			qid = l.TaskID
+			if l.Host != "vm-miner01" {
+				t.Errorf("detection query row from %s", l.Host)
+			}
+		}
+	}
+	if hits == 0 {
+		t.Fatalf("no stored detection of the pool address on vm-miner01:\n%s", out)
+	}
+	st := f.must("status", "--data-dir", ops, qid)
+	if !strings.Contains(st, "finished 5") || !strings.Contains(st, "silent 0") {
+		t.Errorf("status %s:\n%s", qid, st)
+	}
+
+	// A query that does not compile is refused with its position.
+	if _, errOut, err := f.hm("query", "--data-dir", ops, "--key", f.key,
+		`kind == "connection" && remote_prot == 3333`); err == nil ||
+		!strings.Contains(errOut, "1:25") || !strings.Contains(errOut, "remote_port") {
+		t.Errorf("bad query: %v %q", err, errOut)
+	}
+
+	// The hunt's stored answers, its status and a cancel after the fact.
+	if res := f.must("results", "--data-dir", f.data["web-01"], task); !strings.Contains(res,
+		"answered 5/5") {
+		t.Errorf("results %s:\n%s", task, res)
+	}
+	list := f.must("task", "list", "--data-dir", f.data["web-01"])
+	if !strings.Contains(list, task) {
+		t.Errorf("task list lacks %s:\n%s", task, list)
+	}
+	cancel := f.must("task", "cancel", "--data-dir", f.data["web-01"], "--key", f.key, task)
+	if !strings.Contains(cancel, "answered 5/5") || !strings.Contains(cancel, "not running here") {
+		t.Errorf("cancel of a finished hunt:\n%s", cancel)
+	}
 }
