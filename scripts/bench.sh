@@ -51,6 +51,10 @@ echo >>"$out"
 # against every yardstick (an entry named after sha256sum, yara-cli or ps).
 echo "== ratios to yardsticks (ns/op; below 1.00 is faster than the yardstick) ==" >>"$out"
 awk '
+  function width(leaf) {
+    if (!match(leaf, /-[wWpP][0-9]+/)) return ""
+    return substr(leaf, RSTART + 2, RLENGTH - 2)
+  }
   $1 ~ /^Benchmark/ && $4 == "ns/op" {
     name = $1; sub(/-[0-9]+$/, "", name)
     n = split(name, parts, "/"); leaf = parts[n]
@@ -65,12 +69,28 @@ awk '
       y = order[i]; if (!(y in yard)) continue
       for (j = 1; j <= count; j++) {
         e = order[j]; if (e in yard || grp[e] != grp[y]) continue
-        # Compare like with like: workers or processes 1 with 1, 2 with 2.
-        ew = lf[e]; yw = lf[y]; gsub(/[^0-9]/, "", ew); gsub(/[^0-9]/, "", yw)
+        # Compare like with like: workers or processes 1 with 1, 2 with 2
+        # (the number after -w, -P or -p in the name).
+        ew = width(lf[e]); yw = width(lf[y])
         if (ew != "" && yw != "" && ew != yw) continue
         printf "  %-55s %8.2fx  %s\n", e, ns[e] / ns[y], y
       }
     }
+  }' "$raw" >>"$out"
+echo >>"$out"
+
+# Ratios some benchmarks measure themselves, against a yardstick or a
+# baseline run in the same benchmark (units like x-sha256sum, left/right-*,
+# records/sha256-KiB).
+echo "== ratios the benchmarks report (same-invocation yardsticks) ==" >>"$out"
+awk '
+  $1 ~ /^Benchmark/ {
+    name = $1; sub(/-[0-9]+$/, "", name); line = ""
+    for (i = 3; i + 1 <= NF; i += 2) {
+      unit = $(i + 1)
+      if (unit ~ /^x-|\/right|sha256|vs/) line = line sprintf("  %s %s", $i, unit)
+    }
+    if (line != "") printf "  %-55s%s\n", name, line
   }' "$raw" >>"$out"
 echo >>"$out"
 
@@ -120,8 +140,8 @@ echo >>"$out"
 
 # 4. A simulated mesh, for the per-node cost at scale (docs/scale.md).
 if [ "$sim_nodes" -gt 0 ]; then
-  echo "== huntmesh sim --nodes $sim_nodes ==" >>"$out"
-  "$bin" sim --nodes "$sim_nodes" --log-level error >>"$out" 2>&1
+  echo "== huntmesh sim --nodes $sim_nodes --runs hunt,query ==" >>"$out"
+  "$bin" sim --nodes "$sim_nodes" --runs hunt,query --log-level error >>"$out" 2>&1
 fi
 
 echo "report written to $out"
