@@ -116,7 +116,7 @@ type filesRun struct {
 
 	// hashq carries files scanned but not yet hashed to the hashers; nil
 	// when the run hashes as it reads.
-	hashq chan hashJob
+	hashq chan []hashJob
 
 	emitMu sync.Mutex // serialises env.Emit, whose sink may not be concurrent
 }
@@ -128,26 +128,28 @@ func (r *filesRun) run(ctx context.Context) error {
 
 	// With both hashes and rules wanted, workers read and scan and leave
 	// the hashes of small files to as many hashers, through a queue, so
-	// that hashing one file overlaps scanning the next. Busy goroutines
-	// hand work through a buffered channel without waking each other, as
-	// a goroutine per file would.
+	// that hashing one file overlaps scanning the next. Work goes through
+	// the queue in batches: a hasher is faster than a scan and would
+	// otherwise park and be woken for every file, which costs more than
+	// the hash itself on a busy machine (a goroutine per file was worse).
 	var hwg sync.WaitGroup
 	if r.p.hashes.any() && len(r.sets) > 0 && !r.f.streamAll {
-		r.hashq = make(chan hashJob, 8*r.p.Workers)
+		r.hashq = make(chan []hashJob, 4*r.p.Workers)
 		for range r.p.Workers {
 			hwg.Add(1)
 			go func() {
 				defer hwg.Done()
-				for job := range r.hashq {
-					if ctx.Err() != nil {
-						// The run is ending: drain, counting what was
-						// scanned but will not be reported.
-						r.env.Stats.Skip("budget", job.it.hostPath)
-						laterPool.Put(job.data)
-						continue
-					}
-					if err := r.finishHash(job); err != nil {
-						cancel(err)
+				for jobs := range r.hashq {
+					for _, job := range jobs {
+						if ctx.Err() != nil {
+							// The run is ending: drain, counting what was
+							// scanned but will not be reported.
+							r.dropJob(job)
+							continue
+						}
+						if err := r.finishHash(job); err != nil {
+							cancel(err)
+						}
 					}
 				}
 			}()
@@ -160,16 +162,29 @@ func (r *filesRun) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var pend []hashJob // scanned here, to hash elsewhere
+			defer func() {
+				for _, job := range pend {
+					r.dropJob(job)
+				}
+			}()
 			for batch := range items {
 				for _, it := range batch {
 					err := ctx.Err()
 					if err == nil {
-						err = r.handle(ctx, it)
+						err = r.handle(ctx, it, &pend)
+					}
+					if err == nil && len(pend) >= hashBatch {
+						err = r.sendJobs(ctx, &pend)
 					}
 					if err != nil {
 						cancel(err)
 						return
 					}
+				}
+				if err := r.sendJobs(ctx, &pend); err != nil {
+					cancel(err)
+					return
 				}
 			}
 		}()
@@ -197,8 +212,33 @@ func (r *filesRun) run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// handle turns one walked item into a record.
-func (r *filesRun) handle(ctx context.Context, it item) error {
+// hashBatch is how many scanned files a worker hands the hashers at once.
+const hashBatch = 16
+
+// sendJobs hands the pending hash jobs to the hashers.
+func (r *filesRun) sendJobs(ctx context.Context, pend *[]hashJob) error {
+	if len(*pend) == 0 {
+		return nil
+	}
+	select {
+	case r.hashq <- *pend:
+		*pend = make([]hashJob, 0, hashBatch)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dropJob gives back a hash job's buffer and counts its file as passed
+// over because the run ended.
+func (r *filesRun) dropJob(job hashJob) {
+	r.env.Stats.Skip("budget", job.it.hostPath)
+	laterPool.Put(job.data)
+}
+
+// handle turns one walked item into a record, or, for a file whose hashes
+// are left to the hashers, into a job appended to pend.
+func (r *filesRun) handle(ctx context.Context, it item, pend *[]hashJob) error {
 	if it.info.Mode()&os.ModeSymlink != 0 {
 		fields := statFields(it.info, r.acc)
 		setPath(fields, it.hostPath)
@@ -218,14 +258,8 @@ func (r *filesRun) handle(ctx context.Context, it item) error {
 		return nil // counted by digest
 	}
 	if later != nil {
-		select {
-		case r.hashq <- hashJob{it: it, fi: fi, d: d, data: later, yaraErr: yaraErr}:
-			return nil
-		case <-ctx.Done():
-			laterPool.Put(later)
-			r.env.Stats.Skip("budget", it.hostPath)
-			return ctx.Err()
-		}
+		*pend = append(*pend, hashJob{it: it, fi: fi, d: d, data: later, yaraErr: yaraErr})
+		return nil
 	}
 	return r.record(it, fi, d, yaraErr)
 }
