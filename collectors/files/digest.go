@@ -63,6 +63,40 @@ func newHasher(want hashSet) *hasher {
 	return h
 }
 
+// hasherPools keep hashers for reuse, one pool per combination of wanted
+// digests (hashSet.index).
+var hasherPools [8]sync.Pool
+
+func (h hashSet) index() int {
+	i := 0
+	if h.md5 {
+		i |= 1
+	}
+	if h.sha1 {
+		i |= 2
+	}
+	if h.sha256 {
+		i |= 4
+	}
+	return i
+}
+
+// getHasher returns a fresh hasher for want, reused when one is pooled.
+// Give it back with putHasher once its digests are filled.
+func getHasher(want hashSet) *hasher {
+	if h, ok := hasherPools[want.index()].Get().(*hasher); ok {
+		for _, x := range []hash.Hash{h.md5, h.sha1, h.sha256} {
+			if x != nil {
+				x.Reset()
+			}
+		}
+		return h
+	}
+	return newHasher(want)
+}
+
+func putHasher(want hashSet, h *hasher) { hasherPools[want.index()].Put(h) }
+
 // fill stores the finished digests in d.
 func (h *hasher) fill(d *digest) {
 	sum := func(x hash.Hash) string {
@@ -132,7 +166,8 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 		vars map[string]string) ([]yarascan.Match, error) {
 		return r.ScanFD(uintptr(f.fd), f.name, vars, scanTimeout)
 	})
-	h := newHasher(want)
+	h := getHasher(want)
+	defer putHasher(want, h)
 	_, err = stream(ctx, env, f, h.w, maxSize)
 	yaraErr = <-scanned // before f can be closed
 	if err != nil {
@@ -156,9 +191,10 @@ var laterPool = sync.Pool{New: func() any {
 
 // hashInto computes the wanted hashes of data into d.
 func hashInto(d *digest, data []byte, want hashSet) {
-	h := newHasher(want)
+	h := getHasher(want)
 	_, _ = h.w.Write(data)
 	h.fill(d)
+	putHasher(want, h)
 }
 
 // digestBytes hashes, types and scans a file held in memory, one after
