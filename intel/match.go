@@ -370,18 +370,48 @@ func (r *matchRun) words(k, s string, files bool) {
 	if s == "" || m.domains == nil && m.urls == nil && !wantFile {
 		return
 	}
-	for w := range strings.FieldsFuncSeq(s, wordSep) {
+	eachWord(s, func(w string) {
 		if wantFile && strings.ContainsAny(w, `/\.`) {
 			r.fileName(k, baseName(w))
 		}
 		if i := strings.Index(w, "://"); i > 0 {
 			r.url(k, w)
-			continue
+			return
 		}
 		if m.domains == nil || strings.IndexByte(w, '.') < 0 {
-			continue
+			return
 		}
 		r.domain(k, hostOf(w))
+	})
+}
+
+// wordSepByte marks the bytes wordSep splits at.
+var wordSepByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c < 0x80 && wordSep(rune(c))
+	}
+	return t
+}()
+
+// eachWord calls fn for each word of s, as strings.FieldsFunc(s, wordSep)
+// splits it. Every separator is ASCII and no byte of a multi-byte UTF-8
+// sequence is, so splitting bytes gives the same words without decoding
+// runes.
+func eachWord(s string, fn func(string)) {
+	start := -1
+	for i := 0; i < len(s); i++ {
+		switch {
+		case wordSepByte[s[i]]:
+			if start >= 0 {
+				fn(s[start:i])
+				start = -1
+			}
+		case start < 0:
+			start = i
+		}
+	}
+	if start >= 0 {
+		fn(s[start:])
 	}
 }
 

@@ -2,6 +2,7 @@ package intel
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -320,5 +321,23 @@ func TestAhoCorasick(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestEachWordSplitsAsFieldsFunc(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	alphabet := []string{"a", "Z", "/", ".", " ", "\t", "=", "'", "\"", "é", "日本", "\xff", ";",
+		"(", "://", "x.y", "{", "|"}
+	for range 2000 {
+		var b strings.Builder
+		for range r.IntN(20) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		s := b.String()
+		var got []string
+		eachWord(s, func(w string) { got = append(got, w) })
+		if want := strings.FieldsFunc(s, wordSep); !slices.Equal(got, want) {
+			t.Fatalf("%q: got %q, want %q", s, got, want)
+		}
 	}
 }
