@@ -12,17 +12,17 @@ import (
 // atSymlinkNofollow is AT_SYMLINK_NOFOLLOW from fcntl.h.
 const atSymlinkNofollow = 0x100
 
-// lstatAt stats name in the directory open as dirfd without following a
-// symlink; resolving one name from the directory costs less than the full
+// lstatAt stats name, into fi, in the directory open as dirfd without
+// following a symlink; resolving one name from the directory costs less than the full
 // path from the root for every file. fsPath (the same object) names it in
 // errors. Package syscall has no wrapper for fstatat on these platforms.
 //
 // scratch holds the NUL-terminated name for the call and is reused from
 // call to call.
-func lstatAt(dirfd int, name, fsPath string, scratch *[]byte) (fs.FileInfo, error) {
-	fi := &statInfo{name: name}
+func lstatAt(dirfd int, name, fsPath string, scratch *[]byte, fi *statInfo) error {
+	fi.name = name
 	if strings.IndexByte(name, 0) >= 0 {
-		return nil, &fs.PathError{Op: "lstat", Path: fsPath, Err: syscall.EINVAL}
+		return &fs.PathError{Op: "lstat", Path: fsPath, Err: syscall.EINVAL}
 	}
 	*scratch = append(append((*scratch)[:0], name...), 0)
 	p := &(*scratch)[0]
@@ -33,8 +33,8 @@ func lstatAt(dirfd int, name, fsPath string, scratch *[]byte) (fs.FileInfo, erro
 		case errno == syscall.EINTR:
 			continue
 		case errno != 0:
-			return nil, &fs.PathError{Op: "lstat", Path: fsPath, Err: errno}
+			return &fs.PathError{Op: "lstat", Path: fsPath, Err: errno}
 		}
-		return fi, nil
+		return nil
 	}
 }

@@ -114,8 +114,8 @@ func TestStatInfoMatchesOS(t *testing.T) {
 				t.Fatal(err)
 			}
 			var scratch []byte
-			got, err := lstatAt(int(d.Fd()), name, p, &scratch)
-			if err != nil {
+			got := &statInfo{}
+			if err := lstatAt(int(d.Fd()), name, p, &scratch, got); err != nil {
 				t.Fatal(err)
 			}
 			if got.Mode() != want.Mode() || got.Size() != want.Size() ||
@@ -127,8 +127,8 @@ func TestStatInfoMatchesOS(t *testing.T) {
 		})
 	}
 	var scratch []byte
-	if _, err := lstatAt(int(d.Fd()), "missing", filepath.Join(dir, "missing"),
-		&scratch); !errors.Is(err, os.ErrNotExist) {
+	if err := lstatAt(int(d.Fd()), "missing", filepath.Join(dir, "missing"),
+		&scratch, &statInfo{}); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}
 }

@@ -25,7 +25,8 @@ const itemBatch = 128
 type item struct {
 	hostPath string
 	fsPath   string
-	info     fs.FileInfo // from Lstat
+	info     fs.FileInfo // from Lstat; may point at st
+	st       statInfo    // holds the walk's stat inside the batch, saving an allocation
 }
 
 // dirID identifies a directory for loop detection.
@@ -38,7 +39,8 @@ type walker struct {
 	out   chan<- []item
 	batch []item // being filled; sent when full and at the end of the walk
 
-	scratch []byte // for lstatAt
+	scratch []byte   // for lstatAt
+	cur     statInfo // the entry being offered
 }
 
 // walk visits every root in turn; it returns ctx's error when cancelled.
@@ -149,12 +151,11 @@ func (w *walker) readDir(ctx context.Context, dir string, rootDev uint64,
 			}
 			// fsDir is clean, as filepath.Join leaves it.
 			fsChild := joinName(fsDir, e.Name())
-			info, err := lstatAt(dirfd, e.Name(), fsChild, &w.scratch)
-			if err != nil {
+			if err := lstatAt(dirfd, e.Name(), fsChild, &w.scratch, &w.cur); err != nil {
 				w.skipErr(err, child)
 				continue
 			}
-			if err := w.offer(ctx, child, fsChild, info); err != nil {
+			if err := w.offer(ctx, child, fsChild, &w.cur); err != nil {
 				return nil, err
 			}
 		}
@@ -199,6 +200,13 @@ func (w *walker) offer(ctx context.Context, hostPath, fsPath string, fi fs.FileI
 		w.batch = make([]item, 0, itemBatch)
 	}
 	w.batch = append(w.batch, item{hostPath: hostPath, fsPath: fsPath, info: fi})
+	if fi == fs.FileInfo(&w.cur) {
+		// The batch's array is allocated at its full size and never
+		// moves, so the item may point into itself.
+		it := &w.batch[len(w.batch)-1]
+		it.st = w.cur
+		it.info = &it.st
+	}
 	if len(w.batch) < itemBatch {
 		return nil
 	}
