@@ -92,7 +92,7 @@ func DefaultConfig() Config {
 		// of a kick-started announcement, at a sixth of the daemon's cost.
 		PresenceInterval: 30 * time.Second,
 		Heartbeat:        time.Second,
-		SyncInterval:     5 * time.Second,
+		SyncInterval:     2 * time.Second,
 		ValidateQueue:    4096,
 		PeerQueue:        1024,
 		Seed:             1,

@@ -146,7 +146,16 @@ func (ih *issuedHunt) wait() node.Completeness {
 }
 
 // await collects answers until every expected node answered or wait ends.
+// Once every node that was running has answered, nodes that left are
+// reported silent at once rather than at the end of wait.
 func (ih *issuedHunt) await(ctx context.Context, wait time.Duration) node.Completeness {
+	running := map[string]bool{}
+	for _, n := range ih.up {
+		running[n.ID()] = true
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	upAnswered := 0
 	return ih.from.node.Await(ctx, ih.id, ih.expected, wait, func(r *tasks.Result) {
 		now := time.Now()
 		ih.mu.Lock()
@@ -160,6 +169,12 @@ func (ih *issuedHunt) await(ctx context.Context, wait time.Duration) node.Comple
 		if _, ok := ih.answers[r.Node]; !ok {
 			ih.answers[r.Node] = now
 			ih.rows += r.TotalRecords + r.TotalDetections
+			if running[r.Node] {
+				upAnswered++
+			}
+		}
+		if upAnswered == len(running) {
+			cancel()
 		}
 	})
 }
