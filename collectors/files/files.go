@@ -22,9 +22,10 @@ import (
 // scans it with YARA. Create one with NewFiles; it is safe for concurrent
 // runs, which share its cache.
 type Files struct {
-	cache *HashCache
-	rules *yarascan.Rules // injected by the node; may be nil
-	reads *atomic.Int64   // files opened for reading, across runs
+	cache    *HashCache
+	compiled *ruleCache      // the hunts' rules, compiled once for Validate and runs
+	rules    *yarascan.Rules // injected by the node; may be nil
+	reads    *atomic.Int64   // files opened for reading, across runs
 
 	// beforeRead, when set (tests only), runs after the walk queued a file
 	// and before it is opened.
@@ -37,7 +38,7 @@ type Files struct {
 
 // NewFiles returns the files collector using cache (nil: no caching).
 func NewFiles(cache *HashCache) *Files {
-	return &Files{cache: cache, reads: new(atomic.Int64)}
+	return &Files{cache: cache, compiled: newRuleCache(), reads: new(atomic.Int64)}
 }
 
 // WithRules returns a copy of f that also scans with rules, compiled by the
@@ -65,11 +66,11 @@ func (f *Files) Validate(params json.RawMessage) error {
 		return err
 	}
 	if len(p.Yara) > 0 {
-		r, err := yarascan.Compile(p.Yara)
+		_, release, err := f.compiled.acquire(p.Yara)
 		if err != nil {
 			return fmt.Errorf("files params: %w", err)
 		}
-		r.Destroy()
+		release() // kept compiled for the run that follows
 	}
 	return nil
 }
@@ -83,17 +84,18 @@ func (f *Files) Collect(ctx context.Context, env *collectors.Env, params json.Ra
 	}
 	start := time.Now()
 
-	// Rules given with the hunt are compiled once for the whole run.
+	// Rules given with the hunt are compiled once for the whole run (and
+	// usually already were, by Validate).
 	var sets []ruleSet
 	if f.rules != nil {
 		sets = append(sets, ruleSet{rules: f.rules, hash: f.rules.Hash()})
 	}
 	if len(p.Yara) > 0 {
-		r, err := yarascan.Compile(p.Yara)
+		r, release, err := f.compiled.acquire(p.Yara)
 		if err != nil {
 			return fmt.Errorf("files: %w", err)
 		}
-		defer r.Destroy()
+		defer release()
 		sets = append(sets, ruleSet{rules: r, hash: r.Hash()})
 	}
 
