@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/google/cel-go/cel"
-	"github.com/google/cel-go/common/types"
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
 
 	"github.com/huntmesh/huntmesh/tasks"
 )
@@ -71,8 +71,8 @@ func compileCondition(src string) (*condition, error) {
 	if iss != nil && iss.Err() != nil {
 		return nil, fmt.Errorf("compile %q: %w", src, iss.Err())
 	}
-	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
-		return nil, fmt.Errorf("compile %q: yields %s, want bool", src, t)
+	if err := checkCondition(src, ast); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
 	}
 	prg, err := env.Program(ast, cel.CostLimit(ruleCostLimit))
 	if err != nil {
