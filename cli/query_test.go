@@ -18,7 +18,7 @@ func TestQueryRefusedBeforeSending(t *testing.T) {
 	}{
 		{"syntax", []string{"query", `kind == `}, "1:9"},
 		{"unknown field", []string{"query", `remote_prot == 3333`}, "did you mean 'remote_port'"},
-		{"not bool", []string{"query", `remote_port`}, "want bool"},
+		{"not bool", []string{"query", `remote_port`}, "want a condition"},
 		{"group by", []string{"query", "--group-by", "nope", `true`}, `"nope": unknown field`},
 		{"since", []string{"query", "--since", "yesterday", `true`}, `"yesterday"`},
 		{"until before since", []string{"query", "--since", "2026-05-03", "--until",

@@ -50,6 +50,10 @@ func (n *Node) scanQuery(ctx context.Context, cq *CompiledQuery, q *tasks.Query,
 	matched := 0
 	visit := func(rec *tasks.Record, det *tasks.Detection) error {
 		ok, _, err := cq.Match(rec, det)
+		if errors.Is(err, errRecordEval) {
+			cq.noteEvalError(err)
+			return nil
+		}
 		if err != nil || !ok {
 			return err
 		}
@@ -122,6 +126,14 @@ func (n *Node) runQuery(ctx context.Context, q *tasks.Query, log *slog.Logger) [
 		res.TotalRecords, res.TotalDetections = 0, matched
 	}
 	res.Digest = hex.EncodeToString(digest.Sum(nil))
+	if cq.evalErrors > 0 {
+		res.Reason = fmt.Sprintf("%d records could not be evaluated and did not match, first: %s",
+			cq.evalErrors, summarizeErr(cq.firstEvalErr))
+	}
+	if len(q.GroupBy) == 0 && limit > 0 && matched >= limit {
+		res.Reason = strings.TrimPrefix(res.Reason+fmt.Sprintf("; stopped at the row cap of %d: "+
+			"more rows may match (narrow the query, or --group-by to count them all)", limit), "; ")
+	}
 	switch {
 	case errors.Is(err, ErrCostLimit):
 		log.Warn("query stopped", "reason", "cost-limit", "err", err)

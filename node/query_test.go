@@ -152,12 +152,15 @@ func TestQueryBadInput(t *testing.T) {
 
 	// Refused before it is sent: with the position, or the unknown field.
 	for expr, want := range map[string]string{
-		`kind == `:                   "1:9",
-		`remote_prot == 3333`:        "undeclared reference to 'remote_prot'",
-		`remote_port == "3333"`:      "no matching overload",
-		`remote_port + 1`:            "want bool",
-		strings.Repeat("x", 5000):    "expression of 5000 bytes",
-		`kind == "x" || pid == 1 ||`: "Syntax error",
+		`kind == `:                             "1:9",
+		`remote_prot == 3333`:                  "undeclared reference to 'remote_prot'",
+		`remote_port == "3333"`:                "no matching overload",
+		`remote_port + 1`:                      "want a condition",
+		`fields["pid"]`:                        "is a value",
+		`pid == 1 ? fields["a"] : fields["b"]`: "is a value",
+		`cmdline.matches("[")`:                 "missing closing ]",
+		strings.Repeat("x", 5000):              "expression of 5000 bytes",
+		`kind == "x" || pid == 1 ||`:           "Syntax error",
 	} {
 		q := newQuery(a.ID(), expr)
 		raw, err := tasks.SealTask(who.priv, tasks.TypeQuery, q, tasks.DefaultPolicy().MaxSize)
@@ -171,6 +174,39 @@ func TestQueryBadInput(t *testing.T) {
 	if _, err := CompileQuery(`true`, []string{"no_such"}, false); err == nil ||
 		!strings.Contains(err.Error(), `"no_such": unknown field`) {
 		t.Errorf("group by an unknown field: %v", err)
+	}
+
+	// A key some records lack fails on those records only: the query
+	// finishes, says how many, and matches the rest.
+	q0 := newQuery(a.ID(), `fields["process_name"] == "proc0"`)
+	ans0, err := a.RunQuery(context.Background(), sealAny(t, who.priv, tasks.TypeQuery, q0),
+		30*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans0.Completeness.ByStatus[tasks.StatusFinished] != 2 {
+		t.Fatalf("completeness %+v, want both finished", ans0.Completeness)
+	}
+	if err := a.Store().PutRecords("seed", []tasks.Record{{Kind: tasks.KindLog, Host: "node-a",
+		Time: time.Now(), Fields: map[string]any{"message": "no process here"}}}); err != nil {
+		t.Fatal(err)
+	}
+	q0 = newQuery(a.ID(), `fields["process_name"] == "proc0"`)
+	if _, err := a.RunQuery(context.Background(), sealAny(t, who.priv, tasks.TypeQuery, q0),
+		30*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	st0, err := a.TaskStatus(q0.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range st0.Nodes {
+		if o.Status != tasks.StatusFinished || o.Records != 1 {
+			t.Errorf("%s: %+v, want finished with its one match", o.Host, o)
+		}
+		if o.Host == "node-a" && !strings.Contains(o.Reason, "1 records could not be evaluated") {
+			t.Errorf("node-a's reason %q, want the record that lacked the key counted", o.Reason)
+		}
 	}
 
 	// One that runs too long is stopped by the cost limit on every node.

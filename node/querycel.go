@@ -26,6 +26,12 @@ const queryCostLimit = 100_000
 // ErrCostLimit marks a query stopped by its CEL cost limit.
 var ErrCostLimit = errors.New("query stopped by its cost limit")
 
+// errRecordEval marks an expression that failed on one record (a key
+// fields["x"] the record lacks, a value of another type than compared):
+// the record does not match, the query goes on, and the answer says how
+// many records failed so and why.
+var errRecordEval = errors.New("evaluate query")
+
 // fieldKind is the CEL type a query field is declared with.
 type fieldKind int
 
@@ -156,6 +162,11 @@ type CompiledQuery struct {
 	groupBy    []string
 	detections bool
 
+	// evalErrors counts the records the expression failed on; the first
+	// error is kept for the answer. A compiled query serves one scan.
+	evalErrors   int
+	firstEvalErr error
+
 	// kind and host are equalities the expression requires at its top
 	// level (kind == "connection" && ...): the store checks them on each
 	// value's header, so rows of other kinds or hosts are never decoded.
@@ -178,8 +189,8 @@ func CompileQuery(expr string, groupBy []string, detections bool) (*CompiledQuer
 		}
 		return nil, fmt.Errorf("compile query: %s", msg)
 	}
-	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
-		return nil, fmt.Errorf("compile query: expression yields %s, want bool", t)
+	if err := checkCondition(expr, ast); err != nil {
+		return nil, fmt.Errorf("compile query: %w", err)
 	}
 	prg, err := env.Program(ast, cel.CostLimit(queryCostLimit),
 		cel.EvalOptions(cel.OptTrackCost))
@@ -236,8 +247,8 @@ func requiredEqualities(e celast.Expr) (kind, host string) {
 }
 
 // Match evaluates the query on one record (det is nil unless the query
-// runs over detections). A runtime error, such as a cost overrun, ends the
-// query: the error wraps ErrCostLimit when that is the cause.
+// runs over detections). A cost overrun wraps ErrCostLimit and should end
+// the query; any other error concerns this record alone.
 func (q *CompiledQuery) Match(rec *tasks.Record, det *tasks.Detection) (bool, uint64, error) {
 	act := &rowActivation{rec: rec, det: det}
 	val, details, err := q.prg.Eval(act)
@@ -250,10 +261,18 @@ func (q *CompiledQuery) Match(rec *tasks.Record, det *tasks.Detection) (bool, ui
 			return false, cost, fmt.Errorf("%w (%d per record): %w", ErrCostLimit,
 				queryCostLimit, err)
 		}
-		return false, cost, fmt.Errorf("evaluate query: %w", err)
+		return false, cost, fmt.Errorf("%w: %w", errRecordEval, err)
 	}
 	b, ok := val.(types.Bool)
 	return ok && bool(b), cost, nil
+}
+
+// noteEvalError counts a record the expression failed on.
+func (q *CompiledQuery) noteEvalError(err error) {
+	if q.evalErrors == 0 {
+		q.firstEvalErr = err
+	}
+	q.evalErrors++
 }
 
 // GroupKey returns the values of the group-by fields of a row, as text.

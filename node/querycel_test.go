@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,31 @@ func TestRequiredEqualities(t *testing.T) {
 		}
 		if got := [2]string{cq.kind, cq.host}; got != want {
 			t.Errorf("%s: pushed down %q, want %q", expr, got, want)
+		}
+	}
+}
+
+// TestRuleConditionsMustBeConditions checks that a rule or chain
+// condition that can never be true or false is refused when compiled,
+// not left to match nothing on every node.
+func TestRuleConditionsMustBeConditions(t *testing.T) {
+	for src, want := range map[string]string{
+		`remote_port`:                    "the bare field remote_port",
+		`"miner"`:                        "yields string",
+		`size(cmdline)`:                  "yields int",
+		`[remote_port]`:                  "yields list",
+		`fields["pid"]`:                  "is a value",
+		`cmdline.matches("(")`:           "missing closing )",
+		`pid == 1 ? remote_port : 1 > 0`: "the bare field remote_port",
+	} {
+		if _, err := compileCondition(src); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want it to say %q", src, err, want)
+		}
+	}
+	for _, ok := range []string{`remote_port == 3333`, `has(fields.x)`, `"a" in tags`,
+		`cmdline.matches("xmrig|stratum")`, `exe_deleted`} {
+		if _, err := compileCondition(ok); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
 		}
 	}
 }
