@@ -233,6 +233,10 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 	if err := hunt.Selector.Validate(); err != nil {
 		return fmt.Errorf("--target: %w", err)
 	}
+	// Every check a node would make, here, before anything is signed.
+	if err := node.ValidateHunt(hunt); err != nil {
+		return fmt.Errorf("hunt refused before sending: %w", err)
+	}
 	raw, err := tasks.SealTask(key, tasks.TypeHunt, hunt, tasks.DefaultPolicy().MaxSize)
 	if err != nil {
 		return err
@@ -241,11 +245,13 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 	req := node.Request{Op: "hunt", Envelope: raw, Wait: f.timeout}
 	callCtx, cancel := context.WithTimeout(ctx, f.timeout+30*time.Second)
 	defer cancel()
+	var comp *node.Completeness
 	err = client.Call(callCtx, req, func(r node.Response) error {
 		switch {
 		case r.Result != nil:
 			out.result(r.Result)
 		case r.Completeness != nil:
+			comp = r.Completeness
 			out.completeness(r.Completeness)
 		case r.TaskID != "":
 			out.started(r.TaskID)
@@ -253,5 +259,21 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 		return nil
 	})
 	out.flush()
-	return err
+	if err != nil {
+		return err
+	}
+	return completionError(comp)
+}
+
+// completionError turns an answer in which nodes failed and none finished
+// into an error, so that scripts see it in the exit code.
+func completionError(c *node.Completeness) error {
+	if c == nil {
+		return nil
+	}
+	if failed := c.ByStatus[tasks.StatusFailed]; failed > 0 && c.ByStatus[tasks.StatusFinished] == 0 {
+		return exitError{code: 3, msg: fmt.Sprintf("no node finished: %d failed (see the reasons above)",
+			failed)}
+	}
+	return nil
 }

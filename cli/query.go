@@ -172,7 +172,7 @@ func runQuery(ctx context.Context, g *globals, f *queryFlags, expr string) error
 	if comp != nil {
 		out.completeness(comp)
 	}
-	return nil
+	return completionError(comp)
 }
 
 // writeGroups prints merged stacking groups, least frequent first.

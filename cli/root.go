@@ -14,10 +14,19 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// exitError carries an exit code through cobra.
-type exitError struct{ code int }
+// exitError carries an exit code through cobra, and a message to print
+// (none when the command already said why).
+type exitError struct {
+	code int
+	msg  string
+}
 
-func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+func (e exitError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return fmt.Sprintf("exit %d", e.code)
+}
 
 // Execute runs the command line and returns the process exit code.
 func Execute() int {
@@ -28,6 +37,9 @@ func Execute() int {
 	case err == nil:
 		return 0
 	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "huntmesh:", ee.msg)
+		}
 		return ee.code
 	}
 	fmt.Fprintln(os.Stderr, "huntmesh:", err)

@@ -309,13 +309,18 @@ func (a *adaptive) take(notAfter time.Time) []runItem {
 }
 
 // ValidateHunt checks a hunt the way every node does before running it:
-// known collectors with valid parameters (chains included), detection
-// rules and chain conditions that compile, chains without loops, and a
-// valid selector. It needs no running node.
+// known collectors with valid parameters (chains included), indicators
+// that compile, detection rules and chain conditions that compile, chains
+// without loops, and a valid selector. It needs no running node.
 func ValidateHunt(h *tasks.Hunt) error {
 	n := &Node{reg: defaultRegistry()}
 	if err := n.validateCollectors(h); err != nil {
 		return err
+	}
+	if len(h.IoCs) > 0 {
+		if _, err := intel.Compile(h.IoCs, intel.CompileOptions{Now: time.Now()}); err != nil {
+			return fmt.Errorf("indicators: %w", err)
+		}
 	}
 	if err := h.Selector.Validate(); err != nil {
 		return err
