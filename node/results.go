@@ -15,7 +15,6 @@ import (
 // answer from the node that holds them.
 const ProtoPage = "/huntmesh/page/1"
 
-
 // maxPages bounds the parts an issuer pulls for one node's answer, and
 // maxPulledBytes their signed bytes together: far above what a node's row
 // cap lets an honest answer be, far below what would hurt the issuer.
