@@ -117,11 +117,20 @@ func (p *printer) emit(r row) {
 	case "csv":
 		if !p.header {
 			p.csv.Write([]string{"type", "task_id", "host", "status", "ioc", "field", "kind",
-				"time", "summary", "records", "detections", "skipped"})
+				"time", "summary", "records", "detections", "skipped", "reason", "fields"})
 			p.header = true
 		}
+		// The record's own fields travel as one JSON object, so that no
+		// kind's schema is lost to a fixed set of columns.
+		fields := ""
+		if r.Record != nil && len(r.Record.Fields) > 0 {
+			if b, err := json.Marshal(r.Record.Fields); err == nil {
+				fields = string(b)
+			}
+		}
 		p.csv.Write([]string{r.Type, r.TaskID, r.Host, string(r.Status), r.IoC, r.Field, r.Kind,
-			timeText(r.Time), r.Summary, fmt.Sprint(r.Records), fmt.Sprint(r.Detected), r.Skipped})
+			timeText(r.Time), r.Summary, fmt.Sprint(r.Records), fmt.Sprint(r.Detected), r.Skipped,
+			r.Reason, fields})
 		p.csv.Flush()
 	default:
 		// Rows stream as they arrive, so columns have fixed widths rather
