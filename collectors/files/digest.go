@@ -125,8 +125,8 @@ const scanTimeout = time.Minute
 // as yaraErr beside d.
 //
 // With hashLater set, a file of up to laterMax bytes is scanned but not
-// hashed: a copy of its bytes comes back as later, from laterPool, for the
-// caller to hash on another goroutine and then put back.
+// hashed: a copy of its bytes comes back as later, from getLater, for the
+// caller to hash on another goroutine and then give back with putLater.
 func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath string,
 	size, maxSize int64, want hashSet, sets []ruleSet, whole, hashLater bool) (d *digest,
 	later *[]byte, yaraErr, err error) {
@@ -138,7 +138,7 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 		case err == nil && hashLater && n <= laterMax:
 			data := (*bp)[:n]
 			d, yaraErr, _ := digestBytes(data, hostPath, hashSet{}, sets)
-			lp := laterPool.Get().(*[]byte)
+			lp := getLater(n)
 			*lp = append((*lp)[:0], data...)
 			return d, lp, yaraErr, nil
 		case err == nil:
@@ -178,16 +178,40 @@ func digestFile(ctx context.Context, env *collectors.Env, f *rawFile, hostPath s
 }
 
 // laterMax is the largest file whose hashes digestFile leaves for later:
-// bigger ones are hashed at once, so the bytes held in a run's hash queue
-// stay small (its capacity times laterMax at most).
-const laterMax = 64 << 10
+// bigger ones are hashed at once. With the queue's bounds (filesRun.run:
+// per worker 16 pending, 32 queued, 16 being hashed) the bytes held for
+// hashing stay under laterMax times 64 per worker (2 MiB for one worker),
+// and most files use the small class.
+const laterMax = 32 << 10
 
-// laterPool holds the buffers of files queued for hashing, so that the
-// queue does not allocate a copy of every small file.
-var laterPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, laterMax)
-	return &b
-}}
+// laterSmall is the buffer size of the small class.
+const laterSmall = 8 << 10
+
+// laterPools hold the buffers of files queued for hashing, by size class,
+// so that the queue neither allocates a copy of every small file nor
+// holds a large buffer for each.
+var laterPools = [2]sync.Pool{
+	{New: func() any { b := make([]byte, 0, laterSmall); return &b }},
+	{New: func() any { b := make([]byte, 0, laterMax); return &b }},
+}
+
+// getLater returns an empty pooled buffer with room for n bytes (n at
+// most laterMax).
+func getLater(n int) *[]byte {
+	if n <= laterSmall {
+		return laterPools[0].Get().(*[]byte)
+	}
+	return laterPools[1].Get().(*[]byte)
+}
+
+// putLater gives a buffer from getLater back to its class.
+func putLater(b *[]byte) {
+	if cap(*b) <= laterSmall {
+		laterPools[0].Put(b)
+		return
+	}
+	laterPools[1].Put(b)
+}
 
 // hashInto computes the wanted hashes of data into d.
 func hashInto(d *digest, data []byte, want hashSet) {

@@ -136,7 +136,7 @@ func (r *filesRun) run(ctx context.Context) error {
 	// the hash itself on a busy machine (a goroutine per file was worse).
 	var hwg sync.WaitGroup
 	if r.p.hashes.any() && len(r.sets) > 0 && !r.f.streamAll {
-		r.hashq = make(chan []hashJob, 4*r.p.Workers)
+		r.hashq = make(chan []hashJob, 2*r.p.Workers)
 		for range r.p.Workers {
 			hwg.Add(1)
 			go func() {
@@ -235,7 +235,7 @@ func (r *filesRun) sendJobs(ctx context.Context, pend *[]hashJob) error {
 // over because the run ended.
 func (r *filesRun) dropJob(job hashJob) {
 	r.env.Stats.Skip("budget", job.it.hostPath)
-	laterPool.Put(job.data)
+	putLater(job.data)
 }
 
 // handle turns one walked item into a record, or, for a file whose hashes
@@ -271,14 +271,14 @@ type hashJob struct {
 	it      item
 	fi      fs.FileInfo
 	d       *digest // filled by the hasher, then cached
-	data    *[]byte // from laterPool; the hasher puts it back
+	data    *[]byte // from getLater; the hasher gives it back
 	yaraErr error
 }
 
 // finishHash hashes a queued file, caches its digest and emits its record.
 func (r *filesRun) finishHash(job hashJob) error {
 	hashInto(job.d, *job.data, r.p.hashes)
-	laterPool.Put(job.data)
+	putLater(job.data)
 	if key, ok := keyOf(job.fi); ok {
 		job.d.meta = metaOf(job.fi)
 		r.f.cache.put(key, job.d)
