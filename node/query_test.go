@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/huntmesh/huntmesh/store"
 	"github.com/huntmesh/huntmesh/tasks"
 )
 
@@ -437,6 +438,41 @@ func TestCatchUp(t *testing.T) {
 		if running || len(own) != 1 || !strings.Contains(own[0].Reason, "interrupted") {
 			t.Fatalf("restarted node ran the hunt again (running %v); its answers %+v",
 				running, own)
+		}
+	})
+
+	t.Run("killed node says the task was interrupted", func(t *testing.T) {
+		// What a kill -9 leaves: the task seen and kept, no answer. The
+		// issuer holds the task as its own without having published it.
+		dir := t.TempDir()
+		d := startNode(t, "node-d", trust, spoke(dir))
+		h := newHunt(a.ID())
+		raw := seal(t, who.priv, h)
+		st := store.StoredTask{ID: h.ID, Type: h.Type, NotAfter: h.NotAfter, Envelope: raw}
+		if _, err := d.Store().MarkSeen(h.ID, h.NotAfter); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Store().PutTask(st); err != nil {
+			t.Fatal(err)
+		}
+		st.Issued = true
+		if err := a.Store().PutTask(st); err != nil {
+			t.Fatal(err)
+		}
+		id := d.ID()
+		d.Close()
+
+		startNode(t, "node-d", trust, spoke(dir))
+		var final *tasks.Result
+		a.Await(context.Background(), h.ID, []PeerView{{ID: id, Host: "node-d"}},
+			20*time.Second, func(r *tasks.Result) {
+				if r.Final && r.Node == id {
+					final = r
+				}
+			})
+		if final == nil || final.Status != tasks.StatusFailed ||
+			!strings.Contains(final.Reason, "interrupted") {
+			t.Fatalf("answer after the restart %+v, want failed: interrupted", final)
 		}
 	})
 

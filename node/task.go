@@ -178,13 +178,13 @@ func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Con
 			defer func() { <-n.slots }()
 		case <-ctx.Done():
 			receipt.Stop()
-			if n.ctx.Err() == nil { // a restart is reported by reportInterrupted
-				reason := "deadline passed while waiting for a task slot"
-				if r, ok := n.cancelReason(h.ID); ok {
-					reason = r
-				}
-				n.sendResults(h, []*tasks.Result{n.newResult(h.ID, tasks.StatusFailed, reason)})
+			reason := "deadline passed while waiting for a task slot"
+			if r, ok := n.cancelReason(h.ID); ok {
+				reason = r
+			} else if n.ctx.Err() != nil {
+				reason = interruptedByStop
 			}
+			n.sendResults(h, []*tasks.Result{n.newResult(h.ID, tasks.StatusFailed, reason)})
 			return
 		}
 
@@ -193,12 +193,13 @@ func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Con
 		receipt = time.AfterFunc(delay, func() { n.sendReceipt(h, tasks.StatusRunning) })
 		results := work(ctx)
 		receipt.Stop()
-		if reason, ok := n.cancelReason(h.ID); ok && len(results) > 0 {
+		if len(results) > 0 {
 			last := results[len(results)-1]
-			last.Status, last.Reason = tasks.StatusFailed, reason
-		}
-		if n.ctx.Err() != nil {
-			return // stopping: the answer is reported after the restart
+			if reason, ok := n.cancelReason(h.ID); ok {
+				last.Status, last.Reason = tasks.StatusFailed, reason
+			} else if n.ctx.Err() != nil {
+				last.Status, last.Reason = tasks.StatusFailed, interruptedByStop
+			}
 		}
 		n.sendResults(h, results)
 		log.Info("task finished", "dur", time.Since(start).Round(time.Millisecond))
@@ -253,10 +254,20 @@ func (n *Node) sendResults(h tasks.Header, parts []*tasks.Result) {
 	if h.ReplyTo == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	// A node that is stopping still has its mesh until its tasks return:
+	// it gets a few seconds to say what it found before it went.
+	parent, wait := n.ctx, 30*time.Second
+	if n.ctx.Err() != nil {
+		parent, wait = context.Background(), 3*time.Second
+	}
+	ctx, cancel := context.WithTimeout(parent, wait)
 	defer cancel()
 	n.deliver(ctx, h, parts)
 }
+
+// interruptedByStop is the reason of a task cut short by the node stopping.
+const interruptedByStop = "interrupted: the node stopped during the task; " +
+	"what it found so far is kept, and the task is not run again"
 
 // handleResult receives a signed result part on the results protocol. It
 // accepts only results signed by the node that sent them, for tasks this
