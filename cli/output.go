@@ -183,6 +183,11 @@ func (p *printer) completeness(c *node.Completeness) {
 	default:
 		line := fmt.Sprintf("answered %d/%d live nodes (%s); silent: %s", c.Answered, c.Expected,
 			strings.Join(statuses, ", "), silent)
+		if c.OwnOnly {
+			line = fmt.Sprintf("this node's own answer only (%s): another node issued the task "+
+				"and holds the fleet's answers; run 'huntmesh results' there",
+				strings.Join(statuses, ", "))
+		}
 		if len(c.Working) > 0 {
 			line += "; still working: " + strings.Join(c.Working, ", ")
 		}

@@ -235,13 +235,13 @@ func (n *Node) serveResults(req Request, send func(Response) bool) {
 		send(Response{Error: "results: " + err.Error(), Done: true})
 		return
 	}
-	if len(rs) == 0 {
-		if _, ok, _ := n.store.Task(req.TaskID); !ok {
-			send(Response{Error: fmt.Sprintf("results: no task %s on this node", req.TaskID), Done: true})
-			return
-		}
+	t, known, _ := n.store.Task(tasks.BaseID(req.TaskID))
+	if len(rs) == 0 && !known {
+		send(Response{Error: fmt.Sprintf("results: no task %s on this node", req.TaskID), Done: true})
+		return
 	}
-	comp := Completeness{TaskID: req.TaskID, ByStatus: map[tasks.Status]int{}}
+	comp := Completeness{TaskID: req.TaskID, ByStatus: map[tasks.Status]int{},
+		OwnOnly: known && !t.Issued}
 	for i := range rs {
 		send(Response{TaskID: req.TaskID, Result: &rs[i]})
 		if rs[i].Final {

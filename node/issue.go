@@ -32,6 +32,10 @@ type Completeness struct {
 	// them under their last receipt's status.
 	Working []string `json:"working,omitempty"`
 
+	// OwnOnly says the local node did not issue the task, so it holds its
+	// own answer and no other node's (the issuer holds the fleet's).
+	OwnOnly bool `json:"own_only,omitempty"`
+
 	// Unexpected counts answers from nodes that were not in the live view
 	// when the task was issued (they joined since, or were not yet seen).
 	Unexpected int `json:"unexpected,omitempty"`
