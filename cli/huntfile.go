@@ -43,6 +43,16 @@ against the live nodes of the local node when one runs. Nothing is sent.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			// Nodes refuse a task over the policy's size: seal it with a
+			// throwaway key to measure it as hunt run would send it.
+			_, throwaway, err := tasks.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if _, err := tasks.SealTask(throwaway, tasks.TypeHunt, h,
+				tasks.DefaultPolicy().MaxSize); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
 			printHuntSummary(f, h)
 			if s := h.Selector.Sample; fleet <= 0 && s != "" && !strings.HasSuffix(s, "%") {
 				fmt.Fprintf(os.Stderr, "note: sample %s is a node count, not checked against a "+
