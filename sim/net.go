@@ -127,14 +127,20 @@ func (s *Sim) Partition(groups [][]int) error {
 			s.log.Debug("partition: disconnect", "a", l.a.Name, "b", l.b.Name, "err", err)
 		}
 	}
-	// Mock connections close in the background: wait for them, closing
-	// again whatever still crosses.
-	deadline := time.Now().Add(2 * time.Second)
-	for n := s.crossConns(group, false); n > 0; n = s.crossConns(group, true) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("partition: %d connections still cross the cut", n)
+	// Mock connections close in the background, and a dial that passed
+	// its link check before the cut completes after it: close whatever
+	// crosses until none has for five checks in a row.
+	deadline := time.Now().Add(5 * time.Second)
+	for clean := 0; clean < 5; {
+		if n := s.crossConns(group, true); n > 0 {
+			clean = 0
+			if time.Now().After(deadline) {
+				return fmt.Errorf("partition: %d connections still cross the cut", n)
+			}
+		} else {
+			clean++
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	s.log.Info("partitioned", "groups", len(groups), "links_cut", len(cut))
 	return nil

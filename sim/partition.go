@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -27,6 +28,12 @@ type PartitionOptions struct {
 
 	// Wait bounds how long answers are awaited after the heal.
 	Wait time.Duration
+
+	// Settle is how long the mesh is left alone before the cut, so that a
+	// run just before (answers dialling the issuer, the catch-up and
+	// presence they set off) is over; zero is two heartbeats. A cut made
+	// while that traffic is in flight was seen to leak the next task.
+	Settle time.Duration
 }
 
 // PartitionHunt cuts a fraction of the nodes off, issues a hunt and an
@@ -69,6 +76,11 @@ func (s *Sim) PartitionHunt(ctx context.Context, opt PartitionOptions) (*Report,
 				majority = append(majority, n)
 			}
 		}
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(cmp.Or(opt.Settle, 2*s.cfg.Heartbeat)):
 	}
 	if err := s.Partition([][]int{majorIdx, minorIdx}); err != nil {
 		return nil, err
