@@ -66,6 +66,9 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		batch   []tasks.Record
 		records []tasks.Record
 		dets    []tasks.Detection
+		// found keys each detection by indicator and record, so that a
+		// chained step collecting the same process again adds no copy.
+		found = map[string]bool{}
 	)
 	flush := func() {
 		if len(batch) == 0 {
@@ -86,8 +89,14 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		env := collectors.NewEnv(spec.Name, root, n.cfg.Host, budget, log, func(rec tasks.Record) error {
 			res.TotalRecords++
 			batch = append(batch, rec)
-			found := append(onePerIoC(matcher.Match(&rec)), adapt.detect(&rec, step)...)
-			for _, d := range found {
+			hits := append(onePerIoC(matcher.Match(&rec)), adapt.detect(&rec, step)...)
+			for _, d := range hits {
+				key := d.IoCType + "\x00" + d.IoCValue + "\x00" + d.Field + "\x00" +
+					d.Record.Kind + "\x00" + d.Record.Summary()
+				if found[key] {
+					continue
+				}
+				found[key] = true
 				d.TaskID = h.ID
 				adapt.observe(&d, step)
 				res.TotalDetections++
