@@ -155,6 +155,9 @@ sent, marked failed: cancelled), stops later runs of a recurring hunt, and refus
 arrives later. Each node says what it stopped; the last line counts them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := tasks.CheckID(args[0]); err != nil {
+				return err
+			}
 			key, err := readAnalystKey(keyFile, "hunt")
 			if err != nil {
 				return err

@@ -109,8 +109,8 @@ func DecodeCancel(payload []byte) (*Cancel, error) {
 	if c.Type != TypeCancel {
 		return nil, fmt.Errorf("%w: payload is a %s, not a cancel", ErrWrongType, c.Type)
 	}
-	if c.Target == "" || len(c.Target) > 64 {
-		return nil, fmt.Errorf("%w: cancel %s: target %q: want 1 to 64 characters",
+	if len(c.Target) > 64 || CheckID(c.Target) != nil {
+		return nil, fmt.Errorf("%w: cancel %s: target %.64q is not a task ID",
 			ErrMalformed, c.ID, c.Target)
 	}
 	return &c, nil
