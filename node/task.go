@@ -32,7 +32,14 @@ func (n *Node) validateTask(from string, raw []byte) error {
 	if err != nil {
 		reason := refusalReason(err)
 		n.count("refused/" + reason)
-		n.log.Warn("task refused", "peer", shortID(from), "reason", reason, "err", err)
+		level := slog.LevelWarn
+		if reason == "replay" {
+			// A task this node already took, again: gossip after a heal
+			// and catch-up bring those by the hundred, and they are
+			// harmless; the counter still counts them.
+			level = slog.LevelDebug
+		}
+		n.log.Log(n.ctx, level, "task refused", "peer", shortID(from), "reason", reason, "err", err)
 		return err
 	}
 	return nil
