@@ -75,6 +75,9 @@ func newIntelAddCmd(g *globals, op string) *cobra.Command {
 		Example: "  huntmesh intel " + op + " --key alice.key --type ip --value 203.0.113.77",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkSeverity(f.severity); err != nil {
+				return err
+			}
 			ioc := tasks.IoC{Type: f.typ, Value: f.value, Severity: f.severity,
 				Source: f.source, Tags: f.tags}
 			if op == tasks.IntelAdd {
@@ -147,28 +150,19 @@ func readIntelFile(path string, limit int64) ([]byte, error) {
 }
 
 func readIntelKey(path string) (ed25519.PrivateKey, error) {
-	if path == "" {
-		return nil, errors.New("--key is required: the analyst key (intel role) that signs " +
-			"the update (see huntmesh keygen)")
-	}
-	b, err := readIntelFile(path, 64<<10)
-	if err != nil {
-		return nil, fmt.Errorf("read analyst key: %w", err)
-	}
-	k, err := tasks.ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
+	return readAnalystKey(path, "intel")
 }
 
-func dialIntelNode(g *globals) (*node.Client, error) {
-	c, err := node.Dial(g.dataDir)
-	if err != nil {
-		return nil, fmt.Errorf("%w; start one with 'huntmesh node --data-dir %s'", err, g.dataDir)
+// checkSeverity refuses a severity other than the four the matcher and
+// the risk score rank; empty keeps the indicator's own.
+func checkSeverity(s string) error {
+	if s != "" && tasks.SeverityRank(s) == 0 {
+		return fmt.Errorf("--severity %q: want low, medium, high or critical", s)
 	}
-	return c, nil
+	return nil
 }
+
+func dialIntelNode(g *globals) (*node.Client, error) { return dialNode(g) }
 
 func intelStatus(ctx context.Context, c *node.Client) (*node.IntelStatus, error) {
 	var st *node.IntelStatus
@@ -357,6 +351,9 @@ the analysts who made them, which this mesh's trust files must accept.`,
 						fmt.Printf("node digest %.16s: %s\n", st.Digest, same)
 					}
 					continue
+				}
+				if err := checkSeverity(severity); err != nil {
+					return err
 				}
 				imp, err := intel.ImportFile(path, time.Now())
 				if err != nil {

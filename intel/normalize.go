@@ -140,6 +140,12 @@ func NormalizeValue(typ, value string, lim Limits) (string, error) {
 		if err != nil {
 			return "", invalid(typ, "%v", err)
 		}
+		// A network wider than a /8 (or an IPv6 /16) flags most of the
+		// Internet: a feed's mistake, never an indicator.
+		if min := map[bool]int{true: 8, false: 16}[p.Addr().Is4()]; p.Bits() < min {
+			return "", invalid(typ, "%s is wider than a /%d and would match almost every "+
+				"address", p, min)
+		}
 		return p.String(), nil
 	case tasks.IoCDomain:
 		return normDomain(value)
