@@ -30,6 +30,8 @@ func newNodeCmd(g *globals) *cobra.Command {
 		wallTime              time.Duration
 		nice                  int
 		silentAfter, goneFor  time.Duration
+		retroWindow           time.Duration
+		intelSync, taskSync   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -75,6 +77,8 @@ Stops cleanly on SIGINT or SIGTERM.`,
 			}
 			cfg.Budget.Nice = nice
 			cfg.SilentAfter, cfg.GoneAfter = silentAfter, goneFor
+			cfg.IntelRetroWindow = retroWindow
+			cfg.IntelSyncInterval, cfg.TaskSyncInterval = intelSync, taskSync
 			if pskFile != "" {
 				if cfg.PSK, err = readPSK(pskFile); err != nil {
 					return err
@@ -103,6 +107,12 @@ Stops cleanly on SIGINT or SIGTERM.`,
 		"a peer with no presence for this long is silent")
 	f.DurationVar(&goneFor, "gone-after", 10*time.Minute,
 		"a peer with no presence for this long is gone")
+	f.DurationVar(&retroWindow, "retro-window", 24*time.Hour,
+		"when intel gains indicators, match stored records of this far back (by event time)")
+	f.DurationVar(&intelSync, "intel-sync", 15*time.Second,
+		"compare the intel set with a random peer this often (and on every new connection)")
+	f.DurationVar(&taskSync, "task-sync", node.DefaultTaskSyncInterval,
+		"ask a random peer for missed active tasks this often (and on every new connection)")
 	f.Int64Var(&readBPS, "read-bps", 0, "ceiling on bytes/s a collector may read (default 64 MiB/s)")
 	f.IntVar(&maxRecords, "max-records", 0, "ceiling on records per collector run")
 	f.DurationVar(&wallTime, "wall-time", 0, "ceiling on one collector run's duration")
