@@ -40,8 +40,11 @@ type Node struct {
 	started time.Time
 	key     ed25519.PrivateKey
 
-	// slots bounds how many tasks run at once.
-	slots chan struct{}
+	// slots bounds how many hunts run at once, and querySlots how many
+	// queries: a query reads the store for milliseconds and should not
+	// wait behind a long file scan.
+	slots      chan struct{}
+	querySlots chan struct{}
 
 	// wg tracks task goroutines so Close can wait for them.
 	wg sync.WaitGroup
@@ -113,7 +116,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		trust:    trust,
 		reg:      defaultRegistry(),
 		started:  time.Now(),
-		slots:    make(chan struct{}, cfg.Concurrency),
+		slots:      make(chan struct{}, cfg.Concurrency),
+		querySlots: make(chan struct{}, queryConcurrency),
 		watchers: map[string][]chan *tasks.Result{},
 		running:  map[string]context.CancelFunc{},
 		counters: map[string]uint64{},

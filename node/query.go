@@ -22,6 +22,10 @@ import (
 // it, further rows of new groups are counted in one overflow group.
 const maxGroups = 50_000
 
+// queryConcurrency is how many queries a node evaluates at once, apart
+// from its hunts; more wait their turn.
+const queryConcurrency = 4
+
 // overflowKey is the key of the group that absorbs rows past maxGroups.
 const overflowKey = "\x00overflow"
 

@@ -179,10 +179,14 @@ func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Con
 		// Wait for a slot; say so if that takes a while.
 		delay := cmp.Or(n.cfg.ReceiptDelay, time.Second)
 		receipt := time.AfterFunc(delay, func() { n.sendReceipt(h, tasks.StatusReceived) })
+		slots := n.slots
+		if h.Type == tasks.TypeQuery {
+			slots = n.querySlots
+		}
 		select {
-		case n.slots <- struct{}{}:
+		case slots <- struct{}{}:
 			receipt.Stop()
-			defer func() { <-n.slots }()
+			defer func() { <-slots }()
 		case <-ctx.Done():
 			receipt.Stop()
 			reason := "deadline passed while waiting for a task slot"
