@@ -110,17 +110,17 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	n := &Node{
-		cfg:      cfg,
-		log:      log,
-		store:    st,
-		trust:    trust,
-		reg:      defaultRegistry(),
-		started:  time.Now(),
+		cfg:        cfg,
+		log:        log,
+		store:      st,
+		trust:      trust,
+		reg:        defaultRegistry(),
+		started:    time.Now(),
 		slots:      make(chan struct{}, cfg.Concurrency),
 		querySlots: make(chan struct{}, queryConcurrency),
-		watchers: map[string][]chan *tasks.Result{},
-		running:  map[string]context.CancelFunc{},
-		counters: map[string]uint64{},
+		watchers:   map[string][]chan *tasks.Result{},
+		running:    map[string]context.CancelFunc{},
+		counters:   map[string]uint64{},
 
 		cancelled: map[string]cancelMark{},
 		receipts:  map[string]map[string]receipt{},
