@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -214,6 +215,12 @@ func (n *Node) startTask(h tasks.Header, log *slog.Logger, work func(context.Con
 		}
 		n.sendResults(h, results)
 		log.Info("task finished", "dur", time.Since(start).Round(time.Millisecond))
+		if h.Type == tasks.TypeHunt {
+			// A hunt's buffers (file reads, YARA, record batches) are garbage
+			// now: hand the memory back to the host instead of keeping the
+			// high-water mark for minutes.
+			debug.FreeOSMemory()
+		}
 	}()
 }
 
