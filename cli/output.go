@@ -151,8 +151,11 @@ func (p *printer) emit(r row) {
 			switch {
 			case p.query:
 				detail = fmt.Sprintf("%d matching rows", r.Records+r.Detected)
-			case r.Detected == 0 && r.Status == tasks.StatusFinished:
+			case r.Detected == 0 && r.Status == tasks.StatusFinished && r.Skipped == "":
 				detail = fmt.Sprintf("clean: %d records, no detection", r.Records)
+			case r.Detected == 0 && r.Status == tasks.StatusFinished:
+				// Something was passed over: not clean, only not found.
+				detail = fmt.Sprintf("no detection in %d records", r.Records)
 			}
 			if r.Reason != "" {
 				detail = r.Reason

@@ -134,6 +134,19 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		}
 	}
 
+	// A hunt whose every collector failed found nothing because it looked
+	// at nothing: say so, rather than finish with an empty answer.
+	failed := 0
+	for _, cs := range res.Collectors {
+		if cs.Error != "" {
+			failed++
+		}
+	}
+	if failed > 0 && failed == len(res.Collectors) && res.Status == tasks.StatusFinished {
+		res.Status = tasks.StatusFailed
+		res.Reason = "every collector failed, first: " + res.Collectors[0].Error
+	}
+
 	if err := n.store.PutDetections(h.ID, dets); err != nil {
 		log.Error("store detections", "err", err)
 		res.Status, res.Reason = tasks.StatusFailed, "store detections: "+summarizeErr(err)
