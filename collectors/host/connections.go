@@ -127,6 +127,9 @@ func (*Connections) Collect(ctx context.Context, env *collectors.Env,
 	if p.Snapshot != "" {
 		return collectConnectionSnapshot(ctx, env, p)
 	}
+	if noProcTable(env) {
+		return nil
+	}
 	return collectLiveConnections(ctx, env, p)
 }
 

@@ -169,6 +169,9 @@ func (c *Processes) Collect(ctx context.Context, env *collectors.Env,
 	if p.Snapshot != "" {
 		return collectProcessSnapshot(ctx, env, p)
 	}
+	if noProcTable(env) {
+		return nil
+	}
 	return c.collectLive(ctx, env, p)
 }
 

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -302,5 +303,22 @@ func TestProcessesHashSizeBound(t *testing.T) {
 	}
 	if _, ok := recs[0].Fields["exe_sha256"]; ok || sum.Skipped["size"] != 1 {
 		t.Errorf("oversized exe hashed or not counted: %+v %+v", recs[0].Fields, sum.Skipped)
+	}
+}
+
+// TestNoProcTableIsASkip checks that a root with no proc file system and
+// no snapshot (a host replayed from its files and logs only) is reported
+// as a skip by the processes and connections collectors, not a failure.
+func TestNoProcTableIsASkip(t *testing.T) {
+	root := t.TempDir()
+	for _, c := range []collectors.Collector{&Processes{}, &Connections{}} {
+		env := collectors.NewEnv(c.Name(), root, "replayed", collectors.Budget{}, nil,
+			func(tasks.Record) error { t.Fatalf("%s emitted a record", c.Name()); return nil })
+		if err := collectors.Run(context.Background(), c, env, nil); err != nil {
+			t.Fatalf("%s: %v, want a skip", c.Name(), err)
+		}
+		if got := env.Stats.Summary().Skipped["no-process-table"]; got != 1 {
+			t.Errorf("%s: skips %v, want no-process-table", c.Name(), env.Stats.Summary().Skipped)
+		}
 	}
 }

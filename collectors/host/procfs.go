@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/shirou/gopsutil/v4/common"
+
+	"github.com/huntmesh/huntmesh/collectors"
 )
 
 // clockTicks is USER_HZ, the unit of the start time in /proc/PID/stat. It is
@@ -128,6 +130,17 @@ var (
 	// errTooLarge is returned when a file exceeds a read bound.
 	errTooLarge = errors.New("file too large")
 )
+
+// noProcTable reports, and counts as a skip, a root with no proc file
+// system and no snapshot: a replayed host whose evidence is only files or
+// logs has no process or socket table to read, which is no failure.
+func noProcTable(env *collectors.Env) bool {
+	if _, err := os.Stat(filepath.Join(procRoot(env.Root), "stat")); err == nil {
+		return false
+	}
+	env.Stats.Skip("no-process-table", procRoot(env.Root))
+	return true
+}
 
 // procRoot is the proc file system under root.
 func procRoot(root string) string {
