@@ -135,14 +135,14 @@ func (p *printer) emit(r row) {
 	default:
 		// Rows stream as they arrive, so columns have fixed widths rather
 		// than widths measured over the whole answer.
-		const layout = "%-12s %-11s %-10s %-24s %-14s %s\n"
+		const layout = "%-12s %-11s %-10s %-34s %-14s %s\n"
 		if !p.header {
 			fmt.Fprintf(p.w, layout, "HOST", "WHAT", "KIND", "IOC", "FIELD", "DETAIL")
 			p.header = true
 		}
 		switch r.Type {
 		case "detection":
-			fmt.Fprintf(p.w, layout, r.Host, "DETECTION", r.Kind, clip(r.IoC, 24), r.Field,
+			fmt.Fprintf(p.w, layout, r.Host, "DETECTION", r.Kind, clip(r.IoC, 34), r.Field,
 				clip(r.Summary, 100))
 		case "record":
 			fmt.Fprintf(p.w, layout, r.Host, "record", r.Kind, "", "", clip(r.Summary, 100))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -135,15 +136,18 @@ func writeTimeline(w io.Writer, format string, evs []node.TimelineEvent) error {
 		return cw.Error()
 	case "table":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tHOST\tSOURCE\tEVENT\tMATCH")
+		// The table is for reading: the match goes first, the event is cut
+		// at 120 columns, and the log path at its base name; -o jsonl and csv
+		// keep everything.
+		fmt.Fprintln(tw, "TIME\tHOST\tSOURCE\tMATCH\tEVENT")
 		for _, e := range evs {
 			src := e.Collector
 			if e.Source != "" && e.Collector == "logs" {
-				src = e.Source
+				src = filepath.Base(e.Source)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Format("2006-01-02 15:04:05"), e.Host,
-				src, strings.TrimPrefix(e.Message, "["+e.Host+"] "),
-				strings.Join(e.Detection, ","))
+				src, orDash(strings.Join(e.Detection, ",")),
+				clip(strings.TrimPrefix(e.Message, "["+e.Host+"] "), 120))
 		}
 		return tw.Flush()
 	}
