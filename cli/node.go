@@ -31,6 +31,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 		nice                  int
 		silentAfter, goneFor  time.Duration
 		retroWindow           time.Duration
+		exclude               []string
 		intelSync, taskSync   time.Duration
 	)
 	cmd := &cobra.Command{
@@ -78,6 +79,7 @@ Stops cleanly on SIGINT or SIGTERM.`,
 			cfg.Budget.Nice = nice
 			cfg.SilentAfter, cfg.GoneAfter = silentAfter, goneFor
 			cfg.IntelRetroWindow = retroWindow
+			cfg.Exclude = exclude
 			cfg.IntelSyncInterval, cfg.TaskSyncInterval = intelSync, taskSync
 			if pskFile != "" {
 				if cfg.PSK, err = readPSK(pskFile); err != nil {
@@ -95,6 +97,8 @@ Stops cleanly on SIGINT or SIGTERM.`,
 	f.StringVar(&trust, "trust", "", "trust file naming the analyst keys this node obeys")
 	f.StringVar(&host, "host", "", "host name to report (default: the system's)")
 	f.StringVar(&root, "root", "/", "file system root the collectors read under")
+	f.StringArrayVar(&exclude, "exclude", nil, "a path the collectors never read, such as "+
+		"the folder of your intel and rule files (repeatable; the data dir always is)")
 	f.StringVar(&pskFile, "psk-file", "", "file with a 64-hex-digit pre-shared key closing the mesh")
 	f.StringVar(&replayProcs, "replay-processes", "",
 		"answer from this saved process table (JSON) instead of the live host")

@@ -47,6 +47,11 @@ type Config struct {
 	// Root is the file system root collectors read under; "/" by default.
 	Root string
 
+	// Exclude are paths the collectors never read, besides the data
+	// directory: where the operator keeps intel and rule files, which
+	// broad rules would match.
+	Exclude []string
+
 	// ReplayProcesses and ReplayConnections, when set, make the node
 	// answer from saved process and socket tables (JSON snapshots) instead
 	// of the live host: for replaying a host under investigation, and for
@@ -170,6 +175,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node config: data dir: %w", err)
 	}
 	c.DataDir = abs
+	for i, p := range c.Exclude {
+		if c.Exclude[i], err = filepath.Abs(p); err != nil {
+			return fmt.Errorf("node config: exclude %q: %w", p, err)
+		}
+	}
 	return nil
 }
 

@@ -262,5 +262,5 @@ func (n *Node) nodeParams(spec tasks.CollectorSpec) json.RawMessage {
 // excludePaths are the host paths no file collector may enter: the node's
 // own data, whose stored evidence and intel match broad public rules.
 func (n *Node) excludePaths() []string {
-	return []string{n.cfg.DataDir}
+	return append([]string{n.cfg.DataDir}, n.cfg.Exclude...)
 }

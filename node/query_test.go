@@ -554,3 +554,50 @@ func TestMembershipStates(t *testing.T) {
 		}
 	}
 }
+
+// TestExcludedPathsAreNotScanned checks that the files collector never
+// reads the paths a node excludes (where its operator keeps rule files),
+// and says it passed over them.
+func TestExcludedPathsAreNotScanned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	who := newAnalyst(t)
+	root := t.TempDir()
+	rules := filepath.Join(root, "rules")
+	for dir, text := range map[string]string{rules: "rule r { strings: $a = \"stratum+tcp\" }",
+		filepath.Join(root, "bin"): "stratum+tcp://pool.example:3333"} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "f"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := startNode(t, "solo", writeTrust(t, "hunt", who), func(cfg *Config) {
+		cfg.Exclude = []string{rules}
+	})
+	h := newHunt(n.ID(), tasks.IoC{Type: tasks.IoCYARA, Severity: "high", Source: "test",
+		Value: "rule miner_string { strings: $a = \"stratum+tcp\" condition: $a }"})
+	h.Collectors = []tasks.CollectorSpec{{Name: "files",
+		Params: []byte(fmt.Sprintf(`{"roots":[%q]}`, root))}}
+	if _, err := n.IssueTask(context.Background(), seal(t, who.priv, h)); err != nil {
+		t.Fatal(err)
+	}
+	var hits []string
+	var final *tasks.Result
+	n.Await(context.Background(), h.ID, n.LivePeers(), 30*time.Second, func(r *tasks.Result) {
+		for _, d := range r.Detections {
+			hits = append(hits, d.Record.Str("path"))
+		}
+		if r.Final {
+			final = r
+		}
+	})
+	if len(hits) != 1 || !strings.HasSuffix(hits[0], "/bin/f") {
+		t.Fatalf("detections in %v, want only bin/f", hits)
+	}
+	if final == nil || len(final.Collectors) == 0 || final.Collectors[0].Skipped["excluded"] == 0 {
+		t.Fatalf("answer %+v does not say the excluded folder was passed over", final)
+	}
+}
