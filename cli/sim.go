@@ -52,9 +52,14 @@ time, answers, gossip messages and bytes per node, and heap per node.
 silent. --partition cuts that fraction of the nodes off, issues the hunt and an intel
 update on the other side, heals after --cut-for, and reports how soon the cut-off nodes
 caught up. --query sends a signed query (a CEL expression over the nodes' stored records,
---group-by stacks them) instead of the hunt and reports its answers the same way. --plot
-writes the completeness curve as a PNG.`,
-		Example: `  huntmesh sim --nodes 1000 --latency 20ms --plot curve.png
+--group-by stacks them) instead of the hunt and reports its answers the same way. --runs
+measures several of these on one mesh, since start-up is the slow part. --plot writes
+the completeness curve as a PNG.
+
+Every node handles every other node's presence announcements, so the cost of a sim grows
+with N squared; past a few hundred nodes, announce rarely (--presence 5m). docs/scale.md
+has what one 2-core machine runs.`,
+		Example: `  huntmesh sim --nodes 300 --presence 5m --runs hunt,query,partition --plot curve.png
   huntmesh sim --nodes 200 --jitter 5ms --loss 0.01 --format json
   huntmesh sim --nodes 300 --partition 0.3 --cut-for 10s
   huntmesh sim --nodes 500 --query 'name == "sshd"' --group-by host
