@@ -350,7 +350,7 @@ func (m *Mesh) onConnected(_ network.Network, c network.Conn) {
 		return
 	}
 	m.log.Debug("peer connected", "peer", p.String())
-	m.kickPresence()
+	m.kickPresenceFor(p)
 	for _, fn := range hooks {
 		m.goHook(fn, p.String())
 	}

@@ -99,13 +99,30 @@ func (m *Mesh) watchPresencePeers(events *pubsub.TopicEventHandler) {
 			return
 		}
 		if ev.Type == pubsub.PeerJoin {
-			m.kickPresence()
+			m.kickPresenceFor(ev.Peer)
 		}
 	}
 }
 
 // kickPresence asks for an announcement soon.
 func (m *Mesh) kickPresence() { kick(m.presenceKick) }
+
+// kickPresenceFor asks for an announcement soon for the sake of peer p,
+// which just connected or joined the topic, unless p is a live member of
+// the view: a node that has been announcing has heard us announce too. An
+// announcement reaches every node, so one per new connection would cost
+// the fleet N² deliveries each time every node answers one issuer.
+func (m *Mesh) kickPresenceFor(p peer.ID) {
+	m.mu.Lock()
+	mem := m.view[p]
+	known := mem != nil && time.Since(mem.lastSeen) < 3*m.cfg.PresenceInterval
+	m.mu.Unlock()
+	if known {
+		m.stats.add("presence/kick-skipped")
+		return
+	}
+	m.kickPresence()
+}
 
 // announce publishes this node's presence once.
 func (m *Mesh) announce() {

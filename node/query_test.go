@@ -94,6 +94,12 @@ func TestQueryStacksAcrossThreeNodes(t *testing.T) {
 	if streamed != 0 {
 		t.Errorf("a stacking query streamed %d rows, want groups only", streamed)
 	}
+	// node-c answered node-b over a new connection between live members:
+	// neither announced itself to the whole fleet for it.
+	if b.mesh.Counters()["presence/kick-skipped"]+c.mesh.Counters()["presence/kick-skipped"] == 0 {
+		t.Errorf("a connection between live members kicked a presence announcement: %v",
+			b.mesh.Counters())
+	}
 	want := []tasks.Group{
 		{Key: []string{"203.0.113.9", "22"}, Count: 1, Hosts: []string{"node-c"}},
 		{Key: []string{"192.0.2.25", "3333"}, Count: 2, Hosts: []string{"node-a", "node-b"}},
