@@ -242,27 +242,14 @@ func runHunt(ctx context.Context, g *globals, f *huntFlags) error {
 		return err
 	}
 
-	req := node.Request{Op: "hunt", Envelope: raw, Wait: f.timeout}
-	callCtx, cancel := context.WithTimeout(ctx, f.timeout+30*time.Second)
-	defer cancel()
-	var comp *node.Completeness
-	err = client.Call(callCtx, req, func(r node.Response) error {
-		switch {
-		case r.Result != nil:
-			out.result(r.Result)
-		case r.Completeness != nil:
-			comp = r.Completeness
-			out.completeness(r.Completeness)
-		case r.TaskID != "":
-			out.started(r.TaskID)
-		}
-		return nil
-	})
-	out.flush()
+	done, err := issueTask(ctx, client, raw, f.timeout, out, nil)
 	if err != nil {
 		return err
 	}
-	return completionError(comp)
+	if done.comp != nil {
+		out.completeness(done.comp)
+	}
+	return completionError(done.comp)
 }
 
 // completionError turns an answer in which nodes failed and none finished

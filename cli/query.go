@@ -139,40 +139,24 @@ func runQuery(ctx context.Context, g *globals, f *queryFlags, expr string) error
 		return err
 	}
 
-	req := node.Request{Op: "hunt", Envelope: raw, Wait: f.timeout}
-	callCtx, cancel := context.WithTimeout(ctx, f.timeout+30*time.Second)
-	defer cancel()
-	var (
-		comp   *node.Completeness
-		groups []tasks.Group
-	)
-	err = client.Call(callCtx, req, func(r node.Response) error {
-		switch {
-		case r.Result != nil:
-			// Stacked, the rows are the groups; a CSV holds one table.
-			if len(f.groupBy) == 0 || (r.Result.Final && f.output != "csv") {
-				out.result(r.Result)
-			}
-		case r.Completeness != nil:
-			comp, groups = r.Completeness, r.Groups
-		case r.TaskID != "":
-			out.started(r.TaskID)
+	done, err := issueTask(ctx, client, raw, f.timeout, out, func(r *tasks.Result) {
+		// Stacked, the rows are the groups; a CSV holds one table.
+		if len(f.groupBy) == 0 || (r.Final && f.output != "csv") {
+			out.result(r)
 		}
-		return nil
 	})
-	out.flush()
 	if err != nil {
 		return err
 	}
 	if len(f.groupBy) > 0 {
-		if err := writeGroups(os.Stdout, f.output, f.groupBy, groups); err != nil {
+		if err := writeGroups(os.Stdout, f.output, f.groupBy, done.groups); err != nil {
 			return err
 		}
 	}
-	if comp != nil {
-		out.completeness(comp)
+	if done.comp != nil {
+		out.completeness(done.comp)
 	}
-	return completionError(comp)
+	return completionError(done.comp)
 }
 
 // writeGroups prints merged stacking groups, least frequent first.

@@ -180,21 +180,11 @@ arrives later. Each node says what it stopped; the last line counts them.`,
 			if err != nil {
 				return err
 			}
-			callCtx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
-			defer cancel()
 			out, _ := newPrinter("table", os.Stdout)
-			err = client.Call(callCtx, node.Request{Op: "hunt", Envelope: raw, Wait: timeout},
-				func(r node.Response) error {
-					switch {
-					case r.Result != nil:
-						out.result(r.Result)
-					case r.Completeness != nil:
-						out.completeness(r.Completeness)
-					case r.TaskID != "":
-						out.started(r.TaskID)
-					}
-					return nil
-				})
+			done, err := issueTask(ctx, client, raw, timeout, out, nil)
+			if err == nil && done.comp != nil {
+				out.completeness(done.comp)
+			}
 			return err
 		},
 	}
