@@ -73,18 +73,37 @@ func (m *Mesh) startPresence() error {
 	return nil
 }
 
+// minKickGap is the least time between two announcements that kicks
+// asked for: a node that sees many peers join at once (its own start, a
+// healed partition) announces once for them, not once each.
+const minKickGap = time.Second
+
 // presenceLoop announces this node every PresenceInterval and when kicked.
 func (m *Mesh) presenceLoop() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.PresenceInterval)
 	defer t.Stop()
+	last := time.Time{}
 	for {
 		m.announce()
+		last = time.Now()
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-t.C:
 		case <-m.presenceKick:
+			// Gather the kicks of a burst into one announcement.
+			if wait := minKickGap - time.Since(last); wait > 0 {
+				select {
+				case <-m.ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				select {
+				case <-m.presenceKick:
+				default:
+				}
+			}
 		}
 	}
 }

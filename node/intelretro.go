@@ -90,7 +90,12 @@ func (in *intelNode) retroHunt(now time.Time) RetroReport {
 		err = ferr
 	}
 	rep.Dur = time.Since(start)
-	if err != nil {
+	switch {
+	case err != nil && in.n.ctx.Err() != nil:
+		rep.Error = "stopped: the node is shutting down"
+		in.log.Info("retro-hunt stopped by shutdown", "records", rep.Records)
+		return rep
+	case err != nil:
 		rep.Error = err.Error()
 		in.log.Error("retro-hunt", "err", err)
 	}
