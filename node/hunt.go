@@ -57,6 +57,7 @@ func (n *Node) runHunt(ctx context.Context, h *tasks.Hunt, log *slog.Logger) []*
 		maxRows = h.MaxRows
 	}
 	budget := n.cfg.Budget.Tighter(collectors.Budget(h.Budget))
+	defer n.holdNice(h.ID, budget.Nice)() // a hunt may ask for a lower CPU priority
 	root := n.cfg.Root
 	if h.Root != "" {
 		root = h.Root

@@ -73,6 +73,9 @@ type Node struct {
 	// chainLim rate limits chained rules (chain.go); it has its own lock.
 	chainLim chainLimits
 
+	// nice holds the niceness running hunts asked for (priority_linux.go).
+	nice niceHolds
+
 	// intel is the shared IoC set and its sync (intel.go).
 	intel *intelNode
 

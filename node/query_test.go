@@ -607,3 +607,53 @@ func TestExcludedPathsAreNotScanned(t *testing.T) {
 		t.Fatalf("answer %+v does not say the excluded folder was passed over", final)
 	}
 }
+
+// TestHuntNiceness checks that a hunt asking for a lower CPU priority than
+// the node's gets it while it runs, and that the node goes back after.
+func TestHuntNiceness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("going back to a higher priority needs CAP_SYS_NICE")
+	}
+	niceness := func() int {
+		b, err := os.ReadFile("/proc/self/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		var v int
+		fmt.Sscan(f[16], &v) // field 19 of stat, counted after the name
+		return v
+	}
+	waitNice := func(want int) {
+		deadline := time.Now().Add(10 * time.Second)
+		for niceness() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("niceness %d, want %d", niceness(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	base := niceness()
+	who := newAnalyst(t)
+	n := startNode(t, "solo", writeTrust(t, "hunt", who), func(cfg *Config) {
+		cfg.Budget.Nice = base
+	})
+	h := slowHunt(t, n.ID())
+	h.Budget.Nice = base + 5
+	if _, err := n.IssueTask(context.Background(), seal(t, who.priv, h)); err != nil {
+		t.Fatal(err)
+	}
+	waitNice(base + 5)
+
+	now := time.Now().UTC()
+	cn := &tasks.Cancel{Header: tasks.Header{ID: tasks.NewID(now), Type: tasks.TypeCancel,
+		IssuedAt: now, NotAfter: now.Add(time.Minute), ReplyTo: n.ID()}, Target: h.ID}
+	if _, err := n.IssueTask(context.Background(),
+		sealAny(t, who.priv, tasks.TypeCancel, cn)); err != nil {
+		t.Fatal(err)
+	}
+	waitNice(base)
+}
