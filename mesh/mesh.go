@@ -200,6 +200,11 @@ func (m *Mesh) start() error {
 		// empty until the first heartbeat after a peer joins.
 		pubsub.WithFloodPublish(true),
 		pubsub.WithRawTracer(m.tracer),
+		// Room for a burst (a healed partition, a fleet restarting): with
+		// gossipsub's 32, a burst of presence filled the validation queue and
+		// a hunt arriving then was refused at the first hop.
+		pubsub.WithValidateQueueSize(256),
+		pubsub.WithPeerOutboundQueueSize(256),
 	}, m.psExtra...)...)
 	if err != nil {
 		return fmt.Errorf("start gossipsub: %w", err)
