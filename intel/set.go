@@ -188,15 +188,9 @@ func (s *Set) Added(since uint64, now time.Time) []tasks.IoC {
 	defer s.mu.Unlock()
 	var out []tasks.IoC
 	for _, e := range s.elems {
-		if e.u.Op != OpAdd || e.added <= since {
-			continue
+		if ioc, ok := e.active(now); ok && e.added > since {
+			out = append(out, ioc)
 		}
-		if x := e.u.IoC.Expires; !x.IsZero() && !x.After(now) {
-			continue
-		}
-		ioc := e.u.IoC
-		ioc.Tags = slices.Clone(ioc.Tags)
-		out = append(out, ioc)
 	}
 	return out
 }
@@ -371,18 +365,25 @@ func (s *Set) Active(now time.Time) []tasks.IoC {
 	keys := s.sortedKeysLocked()
 	out := make([]tasks.IoC, 0, len(keys))
 	for _, k := range keys {
-		e := s.elems[k]
-		if e.u.Op != OpAdd {
-			continue
+		if ioc, ok := s.elems[k].active(now); ok {
+			out = append(out, ioc)
 		}
-		if x := e.u.IoC.Expires; !x.IsZero() && !x.After(now) {
-			continue
-		}
-		ioc := e.u.IoC
-		ioc.Tags = slices.Clone(ioc.Tags)
-		out = append(out, ioc)
 	}
 	return out
+}
+
+// active returns a copy of the element's indicator when it is added and
+// not expired at now.
+func (e *element) active(now time.Time) (tasks.IoC, bool) {
+	if e.u.Op != OpAdd {
+		return tasks.IoC{}, false
+	}
+	if x := e.u.IoC.Expires; !x.IsZero() && !x.After(now) {
+		return tasks.IoC{}, false
+	}
+	ioc := e.u.IoC
+	ioc.Tags = slices.Clone(ioc.Tags)
+	return ioc, true
 }
 
 // Digest is the SHA-256 of the canonical state: equal for replicas holding
