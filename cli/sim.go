@@ -60,7 +60,7 @@ Every node handles every other node's presence announcements, so the cost of a s
 with N squared; past a few hundred nodes, announce rarely (--presence 5m). docs/scale.md
 has what one 2-core machine runs.`,
 		Example: `  huntmesh sim --nodes 300 --presence 5m --runs hunt,query,partition --plot curve.png
-  huntmesh sim --nodes 200 --jitter 5ms --loss 0.01 --format json
+  huntmesh sim --nodes 200 --jitter 5ms --loss 0.01 -o json
   huntmesh sim --nodes 300 --partition 0.3 --cut-for 10s
   huntmesh sim --nodes 500 --query 'name == "sshd"' --group-by host
   huntmesh sim --nodes 100 --leave 10 --join 5 --scenario testdata/cryptominer`,
@@ -104,7 +104,9 @@ has what one 2-core machine runs.`,
 	fl.BoolVar(&f.hold, "hold", true, "hold the nodes' work until every node has the task "+
 		"(one machine's CPUs stand for many), then time the answers")
 	fl.IntVar(&f.repeat, "repeat", 1, "hunts to run one after another (each is reported)")
-	fl.StringVar(&f.format, "format", "text", "text or json")
+	fl.StringVarP(&f.format, "output", "o", "text", "text or json")
+	fl.StringVar(&f.format, "format", "text", "the same as --output")
+	_ = fl.MarkDeprecated("format", "use -o/--output, as the other commands do")
 	fl.StringVar(&f.plot, "plot", "", "write the completeness curve of the last hunt to this PNG")
 	fl.Float64Var(&f.partition, "partition", 0,
 		"fraction of nodes to cut off during the hunt (0.3 cuts 30%)")
@@ -119,7 +121,7 @@ has what one 2-core machine runs.`,
 // runSim starts the mesh, runs the hunts and writes the reports.
 func runSim(ctx context.Context, f *simFlags) error {
 	if f.format != "text" && f.format != "json" {
-		return fmt.Errorf("--format %q: want text or json", f.format)
+		return fmt.Errorf("--output %q: want text or json", f.format)
 	}
 	if len(f.runs) == 0 {
 		switch {
