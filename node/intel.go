@@ -151,11 +151,11 @@ func (n *Node) startIntel() error {
 	if err := n.mesh.Join(TopicIntel, in.validate, in.handle); err != nil {
 		return fmt.Errorf("join intel topic: %w", err)
 	}
-	n.mesh.OnConnect(in.onConnect)
+	n.mesh.OnConnect(n.pullOnConnect("intel sync", in.pullWith))
+	n.startPullLoop("intel sync", in.every, in.pullWith)
 
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go in.retroLoop()
-	go in.syncLoop()
 	return nil
 }
 

@@ -3,9 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
 )
@@ -305,52 +303,8 @@ func (in *intelNode) markSynced(peer string) {
 	in.synced[peer] = time.Now()
 }
 
-// onConnect pulls from a peer that just connected. The peer may still be
-// registering its handlers, so a failed first try is repeated shortly.
-func (in *intelNode) onConnect(peer string) {
-	for _, wait := range []time.Duration{50 * time.Millisecond, 500 * time.Millisecond,
-		2 * time.Second} {
-		select {
-		case <-in.n.ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		ctx, cancel := context.WithTimeout(in.n.ctx, 30*time.Second)
-		_, err := in.syncWith(ctx, peer)
-		cancel()
-		if err == nil || errors.Is(err, context.Canceled) {
-			return
-		}
-		in.log.Debug("intel sync on connect", "peer", shortID(peer), "err", err)
-	}
-}
-
-// syncLoop pulls from one random connected peer every sync interval, to
-// repair what gossip lost without a new connection.
-func (in *intelNode) syncLoop() {
-	defer in.n.wg.Done()
-	t := time.NewTicker(in.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-in.n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		var peers []string
-		for _, p := range in.n.mesh.Peers() {
-			if p.Connected {
-				peers = append(peers, p.ID)
-			}
-		}
-		if len(peers) == 0 {
-			continue
-		}
-		p := peers[rand.IntN(len(peers))]
-		ctx, cancel := context.WithTimeout(in.n.ctx, 30*time.Second)
-		if _, err := in.syncWith(ctx, p); err != nil {
-			in.log.Debug("intel sync", "peer", shortID(p), "err", err)
-		}
-		cancel()
-	}
+// pullWith is intel sync as an anti-entropy pull (peerpull.go).
+func (in *intelNode) pullWith(ctx context.Context, peer string) error {
+	_, err := in.syncWith(ctx, peer)
+	return err
 }

@@ -161,9 +161,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start intel: %w", err)
 	}
 	n.reportInterrupted()
-	m.OnConnect(n.onConnectTasks)
-	n.wg.Add(1)
-	go n.taskSyncLoop(cmp.Or(cfg.TaskSyncInterval, DefaultTaskSyncInterval))
+	m.OnConnect(n.pullOnConnect("task catch-up", n.pullTasks))
+	n.startPullLoop("task catch-up", cmp.Or(cfg.TaskSyncInterval, DefaultTaskSyncInterval),
+		n.pullTasks)
 	n.log.Info("node started", "host", cfg.Host, "addrs", m.Addrs(), "labels", cfg.Labels,
 		"trusted_keys", trust.Len())
 	return n, nil

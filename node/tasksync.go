@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -215,54 +214,10 @@ func checkIDText(id string) error {
 	return nil
 }
 
-// onConnectTasks catches up from a peer that just connected. The peer may
-// still be registering its handlers, so a failed first try is repeated.
-func (n *Node) onConnectTasks(peer string) {
-	for _, wait := range []time.Duration{50 * time.Millisecond, 500 * time.Millisecond,
-		2 * time.Second} {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-		_, err := n.catchUp(ctx, peer)
-		cancel()
-		if err == nil || errors.Is(err, context.Canceled) {
-			return
-		}
-		n.log.Debug("task catch-up on connect", "peer", shortID(peer), "err", err)
-	}
-}
-
-// taskSyncLoop catches up from one random connected peer every interval,
-// for tasks gossip lost without a new connection.
-func (n *Node) taskSyncLoop(every time.Duration) {
-	defer n.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		var peers []string
-		for _, p := range n.mesh.Peers() {
-			if p.Connected {
-				peers = append(peers, p.ID)
-			}
-		}
-		if len(peers) == 0 {
-			continue
-		}
-		p := peers[rand.IntN(len(peers))]
-		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-		if _, err := n.catchUp(ctx, p); err != nil {
-			n.log.Debug("task catch-up", "peer", shortID(p), "err", err)
-		}
-		cancel()
-	}
+// pullTasks is catch-up as an anti-entropy pull (peerpull.go).
+func (n *Node) pullTasks(ctx context.Context, peer string) error {
+	_, err := n.catchUp(ctx, peer)
+	return err
 }
 
 // reportInterrupted runs at start: a task this node took before it stopped
