@@ -149,10 +149,6 @@ func readIntelFile(path string, limit int64) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-func readIntelKey(path string) (ed25519.PrivateKey, error) {
-	return readAnalystKey(path, "intel")
-}
-
 // checkSeverity refuses a severity other than the four the matcher and
 // the risk score rank; empty keeps the indicator's own.
 func checkSeverity(s string) error {
@@ -161,8 +157,6 @@ func checkSeverity(s string) error {
 	}
 	return nil
 }
-
-func dialIntelNode(g *globals) (*node.Client, error) { return dialNode(g) }
 
 func intelStatus(ctx context.Context, c *node.Client) (*node.IntelStatus, error) {
 	var st *node.IntelStatus
@@ -182,11 +176,11 @@ func signAndIssue(ctx context.Context, g *globals, keyFile, op string, iocs []ta
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	key, err := readIntelKey(keyFile)
+	key, err := readAnalystKey(keyFile, "intel")
 	if err != nil {
 		return err
 	}
-	c, err := dialIntelNode(g)
+	c, err := dialNode(g)
 	if err != nil {
 		return err
 	}
@@ -333,7 +327,7 @@ the analysts who made them, which this mesh's trust files must accept.`,
 						fmt.Printf("%s: bundle of %d signed updates\n", path, len(b.Updates))
 						continue
 					}
-					c, err := dialIntelNode(g)
+					c, err := dialNode(g)
 					if err != nil {
 						return err
 					}
@@ -423,7 +417,7 @@ func withdraw(cmd *cobra.Command, g *globals, keyFile string, withdrawn []tasks.
 	if len(withdrawn) == 0 {
 		return nil
 	}
-	c, err := dialIntelNode(g)
+	c, err := dialNode(g)
 	if err != nil {
 		return err
 	}
@@ -558,7 +552,7 @@ func newIntelListCmd(g *globals) *cobra.Command {
 			if typ != "" && !slices.Contains(intelTypes, typ) {
 				return fmt.Errorf("--type %q: want one of %s", typ, strings.Join(intelTypes, ", "))
 			}
-			c, err := dialIntelNode(g)
+			c, err := dialNode(g)
 			if err != nil {
 				return err
 			}
@@ -641,7 +635,7 @@ func newIntelExportCmd(g *globals) *cobra.Command {
 'huntmesh intel import FILE' on a node of another mesh accepts the same updates.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialIntelNode(g)
+			c, err := dialNode(g)
 			if err != nil {
 				return err
 			}
@@ -706,7 +700,7 @@ func newIntelStatusCmd(g *globals) *cobra.Command {
 		Short: "Show the shared set's digest, size, sync and last retro-hunt",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialIntelNode(g)
+			c, err := dialNode(g)
 			if err != nil {
 				return err
 			}
@@ -768,7 +762,7 @@ detections, oldest event first.`,
 				}
 				req.Since = t
 			}
-			c, err := dialIntelNode(g)
+			c, err := dialNode(g)
 			if err != nil {
 				return err
 			}
