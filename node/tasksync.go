@@ -140,7 +140,7 @@ func (n *Node) catchUp(ctx context.Context, peer string) (int, error) {
 	}
 	var missing []string
 	for _, id := range resp.IDs {
-		if checkIDText(id) != nil {
+		if len(id) > 64 || tasks.CheckID(id) != nil {
 			continue
 		}
 		if seen, err := n.store.Seen(id); err == nil && !seen {
@@ -204,14 +204,6 @@ func (n *Node) catchUp(ctx context.Context, peer string) (int, error) {
 		n.log.Info("tasks caught up", "peer", shortID(peer), "tasks", took)
 	}
 	return took, nil
-}
-
-// checkIDText refuses an ID a peer sent that cannot be a task ID.
-func checkIDText(id string) error {
-	if id == "" || len(id) > 64 {
-		return errors.New("bad task id")
-	}
-	return nil
 }
 
 // pullTasks is catch-up as an anti-entropy pull (peerpull.go).
